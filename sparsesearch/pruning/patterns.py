@@ -1,0 +1,213 @@
+"""Which weights fall together: unstructured, N×M blocks, N:M, and whole channels.
+
+Every pattern works on a 2-D view of a weight: Linear weights as they are (output rows × input columns);
+Conv weights with the input-channel axis moved last, ``(out, *kernel, in) -> (out, kernel·in)``, so that
+consecutive columns are consecutive input channels at one kernel position (INC's layout, and the one NVIDIA
+sparse tensor cores expect for 2:4). A pattern turns an element score map into one score per group, and a
+choice of groups back into a keep-mask.
+
+Spellings follow INC: ``"NxM"`` is a block of N output rows × M input columns; ``"channelx1"`` is a block of
+all output rows × one input column (a whole input column), ``"1xchannel"`` one whole output row (a whole
+filter for Conv); ``"N:M"`` prunes N of every M consecutive input weights.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+
+import torch
+
+from sparsesearch.errors import ConfigError
+
+PATTERN_FORMS = "1x1 (unstructured), NxM blocks such as 4x1, N:M such as 2:4, channelx1, 1xchannel"
+
+
+def to_2d(t: torch.Tensor) -> torch.Tensor:
+    """(out, in) for Linear; (out, *kernel, in) flattened to (out, kernel*in) for Conv."""
+    if t.dim() == 2:
+        return t
+    if t.dim() < 2:
+        return t.reshape(1, -1)
+    return t.movedim(1, -1).reshape(t.shape[0], -1)
+
+
+def from_2d(t2d: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Inverse of :func:`to_2d`."""
+    if len(shape) == 2:
+        return t2d
+    if len(shape) < 2:
+        return t2d.reshape(shape)
+    return t2d.reshape(shape[0], *shape[2:], shape[1]).movedim(-1, 1).contiguous()
+
+
+def _reduce(t: torch.Tensor, how: str, dims: tuple[int, ...]) -> torch.Tensor:
+    if how == "sum":
+        return t.sum(dims)
+    if how == "max":
+        return t.amax(dims)
+    return t.mean(dims)
+
+
+def safe_sqrt(t: torch.Tensor) -> torch.Tensor:
+    """sqrt with a zero (not NaN or inf) gradient where its input is zero."""
+    positive = t > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, t, torch.ones_like(t))), torch.zeros_like(t))
+
+
+class Pattern(ABC):
+    """The group structure of a pattern. Subclasses are tiny; register them in :func:`parse_pattern`."""
+
+    name: str
+    #: the largest share of a layer this pattern can prune (N/M for N:M, else 1)
+    max_sparsity: float = 1.0
+
+    @abstractmethod
+    def check(self, layer: str, shape: torch.Size) -> None:
+        """Raise ConfigError naming ``layer`` when its weight cannot be cut into this pattern's groups."""
+
+    @abstractmethod
+    def group_scores(self, score2d: torch.Tensor, reduce: str) -> torch.Tensor:
+        """One score per group (flat), larger = more important."""
+
+    @abstractmethod
+    def group_size(self, shape2d: torch.Size) -> int:
+        """How many weights choosing one group prunes."""
+
+    @abstractmethod
+    def expand(self, prune: torch.Tensor, score2d: torch.Tensor) -> torch.Tensor:
+        """The 2-D boolean keep-mask for the flat boolean group choice ``prune``."""
+
+    @abstractmethod
+    def group_sq_norms(self, w2d: torch.Tensor) -> torch.Tensor:
+        """Squared L2 norm of each group (differentiable; for group lasso)."""
+
+    def __repr__(self) -> str:
+        return f"<pattern {self.name}>"
+
+
+class BlockPattern(Pattern):
+    """Blocks of ``rows`` × ``cols`` weights (None = the whole extent: a channel), pruned all together."""
+
+    def __init__(self, name: str, rows: int | None, cols: int | None) -> None:
+        self.name, self.rows, self.cols = name, rows, cols
+
+    def _block(self, shape2d: torch.Size) -> tuple[int, int]:
+        return (self.rows or shape2d[0], self.cols or shape2d[1])
+
+    def check(self, layer: str, shape: torch.Size) -> None:
+        shape2d = (shape[0], int(torch.Size(shape[1:]).numel()))
+        bh, bw = self._block(shape2d)
+        problems = []
+        if shape2d[0] % bh:
+            problems.append(f"its {shape2d[0]} output rows are not a multiple of {bh}")
+        if len(shape) > 2 and self.cols and shape[1] % bw:
+            problems.append(f"its {shape[1]} input channels are not a multiple of {bw}")
+        elif shape2d[1] % bw:
+            problems.append(f"its {shape2d[1]} input columns are not a multiple of {bw}")
+        if problems:
+            raise ConfigError(f"layer {layer!r} (weight shape {tuple(shape)}) cannot be cut into {self.name} blocks: "
+                              + " and ".join(problems), key="pattern", value=self.name,
+                              allowed="a block whose sides divide every selected layer's shape, or exclude the "
+                              "layer with excluded_op_names")
+
+    def group_scores(self, score2d: torch.Tensor, reduce: str) -> torch.Tensor:
+        if self.rows == 1 and self.cols == 1:
+            return score2d.reshape(-1)
+        r, c = score2d.shape
+        bh, bw = self._block(score2d.shape)
+        return _reduce(score2d.reshape(r // bh, bh, c // bw, bw), reduce, (1, 3)).reshape(-1)
+
+    def group_size(self, shape2d: torch.Size) -> int:
+        bh, bw = self._block(shape2d)
+        return bh * bw
+
+    def expand(self, prune: torch.Tensor, score2d: torch.Tensor) -> torch.Tensor:
+        r, c = score2d.shape
+        if self.rows == 1 and self.cols == 1:
+            return (~prune).reshape(r, c)
+        bh, bw = self._block(score2d.shape)
+        keep = (~prune).reshape(r // bh, 1, c // bw, 1)
+        return keep.expand(r // bh, bh, c // bw, bw).reshape(r, c)
+
+    def group_sq_norms(self, w2d: torch.Tensor) -> torch.Tensor:
+        sq = w2d * w2d
+        if self.rows == 1 and self.cols == 1:
+            return sq
+        r, c = w2d.shape
+        bh, bw = self._block(w2d.shape)
+        return sq.reshape(r // bh, bh, c // bw, bw).sum((1, 3))
+
+
+class NInMPattern(Pattern):
+    """N of every M consecutive input weights pruned (2:4 is what NVIDIA sparse tensor cores run).
+
+    Below the full N/M sparsity, only some M-groups are pruned, each to exactly N zeros: the groups whose
+    N least important weights matter least.
+    """
+
+    def __init__(self, name: str, n: int, m: int) -> None:
+        self.name, self.n, self.m = name, n, m
+        self.max_sparsity = n / m
+
+    def check(self, layer: str, shape: torch.Size) -> None:
+        cols = shape[1] if len(shape) > 2 else int(torch.Size(shape[1:]).numel())
+        if cols % self.m:
+            what = "input channels" if len(shape) > 2 else "input columns"
+            raise ConfigError(f"layer {layer!r} (weight shape {tuple(shape)}) cannot be cut into groups of "
+                              f"{self.m} consecutive input weights: its {cols} {what} are not a multiple of "
+                              f"{self.m}", key="pattern", value=self.name,
+                              allowed="an N:M pattern whose M divides every selected layer's input size, or "
+                              "exclude the layer with excluded_op_names")
+
+    def _lowest(self, score2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r, c = score2d.shape
+        return torch.topk(score2d.reshape(r, c // self.m, self.m), self.n, dim=-1, largest=False, sorted=False)
+
+    def group_scores(self, score2d: torch.Tensor, reduce: str) -> torch.Tensor:
+        values, _ = self._lowest(score2d)
+        return _reduce(values, reduce, (-1,)).reshape(-1)
+
+    def group_size(self, shape2d: torch.Size) -> int:
+        return self.n
+
+    def expand(self, prune: torch.Tensor, score2d: torch.Tensor) -> torch.Tensor:
+        r, c = score2d.shape
+        _, idx = self._lowest(score2d)
+        keep = torch.ones(r, c // self.m, self.m, dtype=torch.bool, device=score2d.device)
+        src = (~prune).reshape(r, c // self.m, 1).expand(r, c // self.m, self.n)
+        keep.scatter_(-1, idx, src)
+        return keep.reshape(r, c)
+
+    def group_sq_norms(self, w2d: torch.Tensor) -> torch.Tensor:
+        r, c = w2d.shape
+        return (w2d * w2d).reshape(r, c // self.m, self.m).sum(-1)
+
+
+_BLOCK = re.compile(r"^(\d+|channel)x(\d+|channel)$")
+_NINM = re.compile(r"^(\d+):(\d+)$")
+
+
+def parse_pattern(text: object, key: str = "pattern") -> Pattern:
+    """The pattern for an INC-style spelling; ConfigError listing the valid forms otherwise."""
+    if not isinstance(text, str):
+        raise ConfigError("expected a pattern string", key=key, value=text, allowed=PATTERN_FORMS)
+    spelled = text.strip()
+    block = _BLOCK.match(spelled)
+    if block:
+        rows, cols = (None if g == "channel" else int(g) for g in block.groups())
+        if rows == 0 or cols == 0 or (rows is None and cols is None):
+            raise ConfigError("block sides must be positive and at most one side may be 'channel'", key=key,
+                              value=text, allowed=PATTERN_FORMS)
+        return BlockPattern(spelled, rows, cols)
+    ninm = _NINM.match(spelled)
+    if ninm:
+        n, m = int(ninm.group(1)), int(ninm.group(2))
+        if not 0 < n < m:
+            raise ConfigError("an N:M pattern prunes N of every M weights, so it needs 0 < N < M", key=key,
+                              value=text, allowed="N:M with 0 < N < M, such as 2:4 or 1:4")
+        return NInMPattern(spelled, n, m)
+    fixed = re.sub(r"\s+", "", spelled.lower()).replace("*", "x").replace("×", "x").replace("/", ":")
+    fixed = fixed.replace("channels", "channel")
+    suggestion = fixed if fixed != spelled and (_BLOCK.match(fixed) or _NINM.match(fixed)) else None
+    raise ConfigError("unknown pattern", key=key, value=text, allowed=PATTERN_FORMS, suggestion=suggestion)
