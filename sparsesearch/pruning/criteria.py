@@ -33,6 +33,7 @@ class Criterion:
         """Called with gradients present, before the optimizer step."""
 
     def scores(self) -> list[torch.Tensor]:
+        """Fresh float32 tensors the caller owns (it may modify them in place)."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
@@ -71,11 +72,12 @@ class _GradientSnapshot(Criterion):
                 self._scores[i] = self._score(w.detach(), w.grad.detach()).float()
 
     def scores(self) -> list[torch.Tensor]:
-        missing = [i for i, s in enumerate(self._scores) if s is None]
-        if missing:
-            raise RuntimeError(f"{self.name} needs a gradient before its first mask update: call loss.backward() "
-                               "and the pruner's on_before_optimizer_step() before an update step")
-        return list(self._scores)  # type: ignore[arg-type]
+        if any(s is None for s in self._scores):
+            raise RuntimeError(f"{self.name} needs a gradient before each mask update: call loss.backward() "
+                               "and the pruner's on_before_optimizer_step() on the step before an update step")
+        # hand the snapshot over: it is taken again on the step before the next update
+        scores, self._scores = self._scores, [None] * len(self._scores)
+        return scores  # type: ignore[return-value]
 
     def state_dict(self) -> dict[str, Any]:
         return {"scores": list(self._scores)}

@@ -1,9 +1,10 @@
 """How masks are held and kept: pruned weights stay exactly zero and receive zero gradient.
 
 A :class:`MaskedLayer` keeps its mask outside the model (the model's ``state_dict`` keys do not change).
-Gradients are masked by a tensor hook on the weight (registered only once the layer has a zero in its
-mask, removed by :meth:`MaskedLayer.release`); weights are re-zeroed after every optimizer step, which is
-what stops momentum, Adam moments and weight decay from reviving them. Nothing is monkeypatched.
+:class:`MaskKeeper` zeroes the gradients of pruned weights before the optimizer step and the weights
+themselves after it (that is what stops momentum, Adam moments and weight decay from reviving them), each
+with one fused in-place multiply over all pruned layers. Nothing is monkeypatched and no hook is left on
+the model.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ class MaskedLayer:
         self.weight: nn.Parameter = module.weight
         self.keep = torch.ones_like(self.weight, memory_format=torch.contiguous_format).detach()
         self.pruned = False  # whether the mask has any zero
-        self._hook: torch.utils.hooks.RemovableHandle | None = None
 
     @property
     def numel(self) -> int:
@@ -37,8 +37,6 @@ class MaskedLayer:
         self.keep.copy_(keep.reshape(self.keep.shape))
         self.pruned = bool((self.keep == 0).any())
         self.apply()
-        if self.pruned:
-            self.hold()
 
     @torch.no_grad()
     def apply(self) -> None:
@@ -46,16 +44,30 @@ class MaskedLayer:
         if self.pruned:
             self.weight.mul_(self.keep)
 
-    def _mask_grad(self, grad: torch.Tensor) -> torch.Tensor:
-        return grad * self.keep
 
-    def hold(self) -> None:
-        """Mask this weight's gradient from now on."""
-        if self._hook is None and self.weight.requires_grad:
-            self._hook = self.weight.register_hook(self._mask_grad)
+class MaskKeeper:
+    """Keeps the masks of many layers with one fused multiply per training step."""
 
-    def release(self) -> None:
-        """Stop masking the gradient (the weights keep their zeros until something changes them)."""
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+    def __init__(self, layers: list[MaskedLayer]) -> None:
+        self.layers = layers
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Call after masks change: only layers with a zero take part."""
+        active = [layer for layer in self.layers if layer.pruned]
+        self._weights = [layer.weight for layer in active]
+        self._keeps = [layer.keep for layer in active]
+
+    @torch.no_grad()
+    def mask_grads(self) -> None:
+        """Zero the gradients of pruned weights."""
+        pairs = [(w.grad, k) for w, k in zip(self._weights, self._keeps) if w.grad is not None]
+        if pairs:
+            grads, keeps = zip(*pairs)
+            torch._foreach_mul_(list(grads), list(keeps))
+
+    @torch.no_grad()
+    def mask_weights(self) -> None:
+        """Put pruned weights back to exactly zero."""
+        if self._weights:
+            torch._foreach_mul_(self._weights, self._keeps)

@@ -31,7 +31,7 @@ from torch import nn
 from sparsesearch.errors import ConfigError
 from sparsesearch.pruning.config import PruningConfig, PruningGroup, Schedule, coerce_config
 from sparsesearch.pruning.criteria import CRITERIA, Criterion
-from sparsesearch.pruning.masks import MaskedLayer
+from sparsesearch.pruning.masks import MaskedLayer, MaskKeeper
 from sparsesearch.pruning.patterns import Pattern, from_2d, parse_pattern, safe_sqrt, to_2d
 from sparsesearch.pruning.report import SparsityReport, sparsity_report
 from sparsesearch.pruning.schedules import is_update_step, sparsity_at, update_steps
@@ -92,6 +92,8 @@ class Pruner:
                 owner[layer.name] = gi
             self._groups.append(bound)
         self._all_layers = [layer for g in self._groups for layer in g.layers]
+        self._keeper = MaskKeeper(self._all_layers)
+        self._last_change = self.end_step
         self._regularized = [g for g in self._groups if g.criterion.regularizes and g.config.reg_coeff > 0]
         self._observers = [g for g in self._groups if g.criterion.needs_grad]
 
@@ -146,11 +148,8 @@ class Pruner:
 
     # ------------------------------------------------------------------ callbacks
     def on_train_begin(self) -> None:
-        """Zero what the masks prune and start masking gradients (e.g. after loading a state)."""
-        for layer in self._all_layers:
-            layer.apply()
-            if layer.pruned:
-                layer.hold()
+        """Zero what the masks prune (e.g. after loading a state)."""
+        self._keeper.mask_weights()
 
     def on_epoch_begin(self, epoch: int | None = None) -> None:
         """Nothing to do: schedules are in steps. Present so loops can call every callback."""
@@ -159,11 +158,13 @@ class Pruner:
         """Update masks when ``step`` (default: the pruner's own count) is an update step."""
         if step is not None:
             self.step = step
-        if self._updated_at == self.step:
+        if self._updated_at == self.step or self.step > self._last_change:
             return
         due = [g for g in self._groups if not g.criterion.locks_pattern and is_update_step(g.schedule, self.step)]
         for g in due:
             self._update(g, self.step)
+        if due:
+            self._keeper.refresh()
         self._updated_at = self.step
 
     def regularization(self) -> torch.Tensor:
@@ -178,41 +179,38 @@ class Pruner:
         return total
 
     def on_before_optimizer_step(self) -> None:
-        """Let gradient criteria read the gradients (pruned entries are already zero)."""
+        """Let gradient criteria read the gradients, then zero the gradients of pruned weights.
+
+        Call it right after ``loss.backward()`` (before gradient clipping, so pruned weights add nothing).
+        """
         for g in self._observers:
             if self.step >= g.last_update():
                 continue
             before_update = is_update_step(g.schedule, self.step + 1)
             if g.criterion.accumulates or before_update:
                 g.criterion.observe(before_update)
+        self._keeper.mask_grads()
 
     def on_after_optimizer_step(self) -> None:
         """Put pruned weights back to exactly zero and count the step."""
-        with torch.no_grad():
-            for layer in self._all_layers:
-                if layer.pruned:
-                    layer.weight.mul_(layer.keep)
+        self._keeper.mask_weights()
         self.step += 1
 
     def on_epoch_end(self) -> None:
         """Nothing to do; present for symmetry."""
 
     def on_train_end(self) -> None:
-        """Apply the masks a last time and stop masking gradients."""
-        for layer in self._all_layers:
-            layer.apply()
-            layer.release()
+        """Apply the masks a last time."""
+        self._keeper.mask_weights()
 
     # ------------------------------------------------------------------ mask updates
     @torch.no_grad()
     def _update(self, g: _Group, step: int) -> None:
-        scores = g.criterion.scores()
         score2d = []
-        for layer, score in zip(g.layers, scores):
-            s = to_2d(score.to(torch.float32))
-            if layer.pruned:
-                s = s.masked_fill(to_2d(layer.keep) == 0, float("-inf"))
-            score2d.append(s)
+        for layer, score in zip(g.layers, g.criterion.scores()):
+            if layer.pruned:  # what is pruned stays pruned: it goes first
+                score.masked_fill_(layer.keep == 0, float("-inf"))
+            score2d.append(to_2d(score))
         group_scores = [g.pattern.group_scores(s, g.config.criterion_reduce_type) for s in score2d]
         sizes = [g.pattern.group_size(s.shape) for s in score2d]
         if g.config.pruning_scope == "global":
@@ -222,8 +220,9 @@ class Pruner:
                        for i, (layer, gs, size) in enumerate(zip(g.layers, group_scores, sizes))]
         for layer, choice, s in zip(g.layers, choices, score2d):
             layer.set_mask(from_2d(g.pattern.expand(choice, s), layer.weight.shape))
-        log.debug("step %d: group %d updated to %s", step, g.index,
-                  {layer.name: round(1 - float(layer.keep.mean()), 4) for layer in g.layers})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("step %d: group %d updated to %s", step, g.index,
+                      {layer.name: round(1 - float(layer.keep.mean()), 4) for layer in g.layers})
 
     def _choose_global(self, g: _Group, step: int, group_scores: list[torch.Tensor],
                        sizes: list[int]) -> list[torch.Tensor]:
@@ -267,6 +266,7 @@ class Pruner:
         self._updated_at = state.get("updated_at")
         for layer in self._all_layers:
             layer.set_mask(state["masks"][layer.name].to(layer.keep.device))
+        self._keeper.refresh()
         for g, crit_state in zip(self._groups, state["criteria"]):
             g.criterion.load_state_dict(crit_state)
 
@@ -282,8 +282,8 @@ class Pruner:
 def prune(model: nn.Module, config: Any, *, layers: Iterable[str] | None = None) -> Pruner:
     """One-shot: prune ``model`` in place to each group's target now, with a data-free criterion.
 
-    Returns the pruner (masks, :meth:`Pruner.report`). Gradients are not masked afterwards; to keep the
-    zeros while fine-tuning, run the returned pruner's callbacks in the loop or use ``pattern_lock``.
+    Returns the pruner (masks, :meth:`Pruner.report`). To keep the zeros while fine-tuning, run the
+    returned pruner's callbacks in the loop (no further updates happen) or use ``pattern_lock``.
     ``layers`` is accepted for symmetry with reports and must be None.
     """
     if layers is not None:
@@ -299,7 +299,7 @@ def prune(model: nn.Module, config: Any, *, layers: Iterable[str] | None = None)
                               value=g.config.pruning_type,
                               allowed=", ".join(n for n, c in CRITERIA.items() if not c.needs_grad))
         pruner._update(g, g.schedule.end_step)
+    pruner._keeper.refresh()
     pruner.step = pruner.end_step
     pruner._updated_at = pruner.step
-    pruner.on_train_end()
     return pruner

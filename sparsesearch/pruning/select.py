@@ -20,7 +20,10 @@ def sortable_keys(scores: torch.Tensor) -> torch.Tensor:
     if torch.isnan(s).any():
         s = torch.nan_to_num(s, nan=float("-inf"))
     bits = s.contiguous().view(torch.int32)
-    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    keys = bits >> 31           # -1 where negative, else 0 (one layer-sized temporary, reused in place)
+    keys &= 0x7FFFFFFF          # flip the 31 low bits of negative floats so that they order correctly
+    keys ^= bits
+    return keys
 
 
 def _hist(values: torch.Tensor, weight: int) -> torch.Tensor:
@@ -46,7 +49,11 @@ def choose_lowest(scores: list[torch.Tensor], sizes: list[int], budget: int) -> 
     # pass 1: histogram of the high 16 bits
     hist = torch.zeros(_BINS, dtype=torch.int64)
     for f, size in zip(flat, sizes):
-        hist += _hist(((sortable_keys(f) >> 16) + 32768).long().cpu(), size)
+        keys = sortable_keys(f)
+        keys >>= 16
+        keys += 32768
+        hist += _hist(keys.cpu(), size)
+        del keys
     cum = torch.cumsum(hist, 0)
     hi = int(torch.searchsorted(cum, torch.tensor([budget]), right=False)[0])
     before = int(cum[hi - 1]) if hi > 0 else 0
@@ -55,9 +62,10 @@ def choose_lowest(scores: list[torch.Tensor], sizes: list[int], budget: int) -> 
     hist = torch.zeros(_BINS, dtype=torch.int64)
     for f, size in zip(flat, sizes):
         keys = sortable_keys(f)
-        in_bucket = keys[((keys >> 16) + 32768) == hi]
+        in_bucket = keys[(keys >> 16) == hi - 32768]
+        del keys
         if in_bucket.numel():
-            hist += _hist((in_bucket & 0xFFFF).long().cpu(), size)
+            hist += _hist((in_bucket & 0xFFFF).cpu(), size)
     cum = before + torch.cumsum(hist, 0)
     lo = int(torch.searchsorted(cum, torch.tensor([budget]), right=False)[0])
     threshold = ((hi - 32768) << 16) | lo
