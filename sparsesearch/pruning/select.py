@@ -27,7 +27,8 @@ def sortable_keys(scores: torch.Tensor) -> torch.Tensor:
 
 
 def _hist(values: torch.Tensor, weight: int) -> torch.Tensor:
-    return torch.bincount(values, minlength=_BINS).to(torch.int64) * weight
+    """Weighted histogram of 16-bit values, counted where the values live and returned on the CPU."""
+    return torch.bincount(values, minlength=_BINS).to(device="cpu", dtype=torch.int64) * weight
 
 
 def choose_lowest(scores: list[torch.Tensor], sizes: list[int], budget: int) -> list[torch.Tensor]:
@@ -52,7 +53,7 @@ def choose_lowest(scores: list[torch.Tensor], sizes: list[int], budget: int) -> 
         keys = sortable_keys(f)
         keys >>= 16
         keys += 32768
-        hist += _hist(keys.cpu(), size)
+        hist += _hist(keys, size)
         del keys
     cum = torch.cumsum(hist, 0)
     hi = int(torch.searchsorted(cum, torch.tensor([budget]), right=False)[0])
@@ -65,7 +66,7 @@ def choose_lowest(scores: list[torch.Tensor], sizes: list[int], budget: int) -> 
         in_bucket = keys[(keys >> 16) == hi - 32768]
         del keys
         if in_bucket.numel():
-            hist += _hist((in_bucket & 0xFFFF).cpu(), size)
+            hist += _hist(in_bucket & 0xFFFF, size)
     cum = before + torch.cumsum(hist, 0)
     lo = int(torch.searchsorted(cum, torch.tensor([budget]), right=False)[0])
     threshold = ((hi - 32768) << 16) | lo

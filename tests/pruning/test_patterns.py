@@ -135,3 +135,22 @@ def test_misspelled_patterns_suggest_the_valid_spelling(text, suggestion):
 def test_invalid_patterns_are_config_errors(text):
     with pytest.raises(ConfigError):
         parse_pattern(text)
+
+
+@pytest.mark.parametrize("pattern", ["1xchannel", "channelx1", "4x1"])
+def test_global_structured_scope_counts_weights_across_layers_of_different_group_sizes(pattern):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8))
+    pruner = prune(model, {"pattern": pattern, "pruning_scope": "global", "target_sparsity": 0.6,
+                           "max_sparsity_ratio_per_op": 1.0})
+    total = sum(int(m.numel()) for m in pruner.masks.values())
+    zeros = sum(int((~m).sum()) for m in pruner.masks.values())
+    largest_group = max(to_2d(m).shape[1] if pattern == "1xchannel" else
+                        (to_2d(m).shape[0] if pattern == "channelx1" else 4) for m in pruner.masks.values())
+    assert abs(zeros - round(0.6 * total)) <= largest_group / 2
+    for name, mask in pruner.masks.items():
+        m2 = to_2d(mask)
+        if pattern == "1xchannel":
+            assert bool((m2.all(1) | (~m2).all(1)).all()), name
+        elif pattern == "channelx1":
+            assert bool((m2.all(0) | (~m2).all(0)).all()), name
