@@ -160,7 +160,9 @@ class Pruner:
             self.step = step
         if self._updated_at == self.step or self.step > self._last_change:
             return
-        due = [g for g in self._groups if not g.criterion.locks_pattern and is_update_step(g.schedule, self.step)]
+        due = [g for g in self._groups if not g.criterion.locks_pattern and is_update_step(g.schedule, self.step)
+               and (any(layer.pruned for layer in g.layers)
+                    or any(g.target_at(i, self.step) > 0 for i in range(len(g.layers))))]
         for g in due:
             self._update(g, self.step)
         if due:
@@ -273,10 +275,14 @@ class Pruner:
     # ------------------------------------------------------------------ recipes
     @classmethod
     def from_recipe(cls, model: nn.Module, path: str, *, steps_per_epoch: int | None = None) -> Pruner:
-        """A pruner for ``model`` from a sparsesearch recipe YAML (reads YAML; the engine itself never does)."""
-        from sparsesearch.recipes import load_recipe  # late import keeps the core free of yaml
+        """A pruner for ``model`` from a sparsesearch recipe YAML.
 
-        return cls(model, load_recipe(path).pruning, steps_per_epoch=steps_per_epoch)
+        The model is checked against the recipe (unknown layer names are an error listing the nearest
+        ones), the recipe's layer rules apply, and the steps per epoch default to the recipe's.
+        """
+        from sparsesearch.recipes import pruner_from_recipe  # late import keeps the core free of yaml
+
+        return pruner_from_recipe(model, path, steps_per_epoch=steps_per_epoch)
 
 
 def prune(model: nn.Module, config: Any, *, layers: Iterable[str] | None = None) -> Pruner:

@@ -88,7 +88,12 @@ def test_gradient_types_cannot_prune_at_step_zero(pruning_type):
     with pytest.raises(ConfigError, match="cannot prune in one shot"):
         prune(make_mlp(), {"pruning_type": pruning_type, "schedule": {"start_step": 1, "end_step": 1}})
     # starting at 0 is fine when the ramp begins at 0 sparsity: the first pruning update comes later
-    Pruner(make_mlp(), {"pruning_type": pruning_type, "schedule": {"start_step": 0, "end_step": 10}})
+    model = make_mlp()
+    pruner = Pruner(model, {"pruning_type": pruning_type, "target_sparsity": 0.5,
+                            "schedule": {"start_step": 0, "end_step": 4, "pruning_frequency": 2}})
+    x, y = classification_data(n=64)
+    train(model, torch.optim.SGD(model.parameters(), lr=0.01), batches_of(x, y, 16), epochs=2, pruner=pruner)
+    assert pruner.report().pruned_sparsity == pytest.approx(0.5, abs=0.01)
 
 
 def test_movement_prefers_weights_moving_away_from_zero():

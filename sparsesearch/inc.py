@@ -1,0 +1,877 @@
+"""Intel Neural Compressor (INC) and LPOT pruning configs: import to a recipe, export a recipe to INC.
+
+Users of INC's ``WeightPruningConfig`` (also used by Intel Extension for Transformers) and of the older
+LPOT YAML ``pruning:`` section can bring their configs: :func:`import_inc` and :func:`import_lpot` build a
+:class:`~sparsesearch.recipes.Recipe` and list, in ``recipe.provenance.notes``, every point where the
+result differs from what INC or LPOT would have done. :func:`export_inc` goes the other way where the
+recipe can be expressed, and lists what could not be. ``sparsesearch convert`` and ``sparsesearch
+validate`` use them. The behaviour reproduced here was read from INC's source
+(``neural_compressor/compression/pruner``: ``utils.process_and_check_config``, ``utils.parse_to_prune``,
+``pruners/__init__.get_pruner``, ``pruners/base.py``, ``schedulers.py``, ``regs.py``,
+``model_slim/pattern_analyzer.ClassifierHeadSearcher``) and LPOT's (``lpot/policy/policy.py``,
+``lpot/policy/magnitude.py``).
+
+INC ``WeightPruningConfig``
+---------------------------
+Keys: ``pruning_configs`` (a list of per-group dicts) plus the global keys ``target_sparsity``,
+``pruning_type``, ``pattern``, ``op_names``, ``excluded_op_names``, ``start_step``, ``end_step``,
+``pruning_scope``, ``pruning_frequency``, ``min_sparsity_ratio_per_op``, ``max_sparsity_ratio_per_op``,
+``sparsity_decay_type``, ``pruning_op_types``, and the extras ``reg_type``, ``parameters: {reg_coeff}``,
+``reg_coeff``, ``criterion_reduce_type`` (``resume_from_pruned_checkpoint``, ``low_memory_usage`` and
+``criterion_type`` are accepted and ignored). A group key overrides the global key; a missing or null key
+takes the global value, then INC's default. An empty ``pruning_configs`` (or none) means one group made of
+the global keys. INC's 2.x YAML form ``pruning: approach: weight_compression_v2: {..., pruners: [...]}``
+is read the same way (``pruners`` as plain mappings).
+
+INC's defaults, which differ from sparsesearch's own: ``pruning_type: snip_momentum``, ``pattern: 4x1``,
+``pruning_scope: global``, ``sparsity_decay_type: exp``, ``target_sparsity: 0.9``, ``start_step: 0``,
+``end_step: 0``, ``pruning_frequency: 1``, ``min_sparsity_ratio_per_op: 0.0``,
+``max_sparsity_ratio_per_op: 0.98``, ``pruning_op_types: [Conv, Linear]``, ``reg_coeff: 0.0``.
+
+Surprising points, all reproduced unless said otherwise:
+
+* **The last layer is never pruned.** INC always adds the model's classifier head to ``excluded_op_names``:
+  the last module in registration order (Dropout ignored) when its class is exactly ``Linear`` or
+  ``Conv2d``. It needs the model, so an imported recipe carries ``selection.exclude_classifier_head: true``
+  and the layer is resolved when the recipe is applied. INC added the head's *name* as an unanchored
+  regular expression, so a head called ``fc`` also excluded ``fc1`` and ``fc2``, and a ``Sequential``
+  head called ``4`` every layer with a 4 in its name; sparsesearch excludes only the head itself.
+* **Layers a pattern does not divide are skipped**, with a warning in INC; imported recipes keep that
+  (``selection.skip_incompatible_layers: true``), where a native recipe makes it an error.
+* **op_names are searched, not matched**: ``"fc"`` selects ``fc1`` and ``decoder.fc``; sparsesearch's
+  engine does the same, so the expressions are kept as written. A group's own ``op_names`` or
+  ``excluded_op_names`` replaces the global list; it is not added to it.
+* **pruning_op_types match class names by substring** in INC: ``"Conv"`` also took ``ConvTranspose2d``
+  and Hugging Face's ``Conv1D``, ``"Linear"`` any class with Linear in its name. sparsesearch takes
+  ``nn.Linear`` (and subclasses) and ``nn.Conv1d/2d/3d`` (``"Conv"`` means all three).
+* **The target is capped at max_sparsity_ratio_per_op** (INC's scheduler: "legacy issue"), in local
+  scope too: ``target_sparsity: 0.99`` with the default max 0.98 prunes 0.98. The import writes the capped
+  target. For N:M patterns INC also lowers the max to N/M.
+* **Schedule.** Masks update at ``start_step`` and every ``pruning_frequency`` steps while the step is at
+  most ``end_step``; the k-th update of K uses progress k/K, so the first update (at ``start_step``) prunes
+  nothing unless start == end (one-shot at ``start_step``). When ``end_step - start_step`` is not a
+  multiple of the frequency, INC's last update (and the target) comes at the last multiple before
+  ``end_step``; the import moves ``end_step`` there so every update prunes exactly what INC's would.
+* **Decay types**: ``exp`` (INC's default; density shrinks by a constant factor per update), ``linear``,
+  ``cos`` (1 − cos(p·π/2): slow early, fast late) and ``cube``: s0 + (st − s0)·p³, *back-loaded* — the
+  mirror image of Zhu & Gupta's cubic (sparsesearch's ``cubic``, fast early). Little is pruned until late
+  in a ``cube`` schedule.
+* **Gradient types need end_step > 0** (``gradient``, ``snip``, ``snip_momentum``): INC asserts it, and
+  so does the import. INC's default config (snip_momentum, end_step 0) is therefore not runnable as is.
+* **``_progressive`` types** (``magnitude_progressive``, ``snip_progressive``,
+  ``snip_momentum_progressive``, ``gradient_progressive``) map to the base type. What is lost: INC's mask
+  interpolation, which between two updates zeroes the newly pruned blocks in 4 sub-steps instead of at
+  once (INC itself falls back to plain pruning when ``end_step - start_step <= 4``).
+* **reg_type: group_lasso** is, in INC, a decoupled shrinkage (after each optimizer step every block is
+  scaled down by α/‖block gradient‖) added to the pruning type's own criterion. sparsesearch's
+  ``group_lasso`` is a pruning type: α·Σ‖block‖₂ added to the loss, blocks pruned by norm. With
+  ``reg_coeff > 0`` the import uses sparsesearch's ``group_lasso`` (the original criterion is dropped and
+  noted); with INC's default ``reg_coeff: 0`` the regulariser does nothing in INC either and is dropped.
+  INC allows group lasso with NxM patterns only, and so does the import.
+* **N:M with global scope**: INC spreads an N:M budget unevenly over layers; sparsesearch's N:M is local
+  (every layer at its own target). An N:M group on INC's *default* (global) scope is imported as local,
+  with a note; an explicit ``pruning_scope: global`` with N:M is an error.
+* **Unknown keys**: INC only logs "X is not supported for config" and goes on; here they are errors with
+  the closest valid key. Unsupported INC types are errors too: ``snip_momentum_block``/``block_mask``,
+  ``retrain_free``, ``sparse_gpt``, ``wanda`` (post-training or mask-parameter methods) and ``mha`` (head)
+  patterns.
+* ``snip_momentum`` scores as INC does: score ← 0.9·score + |w·g| before every optimizer step.
+
+LPOT ``pruning:`` section
+-------------------------
+Pruner instances sit under the algorithm (``magnitude``, the only one) with optional ``weights`` (parameter
+names such as ``layer1.0.conv1.weight``; their modules are pruned), ``target_sparsity``, ``init_sparsity``,
+``start_epoch``, ``end_epoch``, ``frequency`` and ``method: per_tensor``, overriding the global keys of the
+same names. An empty or absent ``weights`` list means every Linear and Conv layer. Each instance becomes
+one local-scope magnitude group with a linear ramp from ``init_sparsity`` at ``start_epoch`` to
+``target_sparsity`` at ``end_epoch``, updated every ``frequency`` epochs (at the start of the epoch, as
+LPOT's ``on_epoch_begin``); the Pruner converts epochs to steps with ``steps_per_epoch``. Other top-level
+sections of an LPOT YAML (model, quantization, tuning, ...) are ignored and listed. Where LPOT's own code
+differed from its documentation, the documentation is followed and the difference noted:
+
+* LPOT's ``MagnitudePrunePolicy`` pruned only 4-D (convolution) weights; listed Linear weights were
+  silently skipped. Here every listed weight is pruned.
+* LPOT read ``start_epoch``, ``end_epoch`` and ``frequency`` from the global section only; per-instance
+  values (documented as overrides) were ignored. Here they override.
+* With ``start_epoch == end_epoch`` LPOT pruned to ``init_sparsity`` (0 by default: nothing); here to
+  ``target_sparsity``, one-shot.
+* When ``end_epoch - start_epoch`` is not a multiple of ``frequency``, LPOT never reached the target; here
+  the target is reached at ``end_epoch``.
+* LPOT pruned floor(s·n)+1 weights (everything up to and including its threshold); here round(s·n).
+* An instance without ``weights`` next to instances with ``weights``: LPOT pruned the shared layers with
+  both masks; here the specific instance wins and the catch-all instance skips those layers.
+* ``method: per_channel`` (a per-kernel threshold on signed values) is not supported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sparsesearch import schema
+from sparsesearch.errors import ConfigError, closest
+from sparsesearch.pruning.config import OP_TYPES, REDUCE_TYPES, SCOPES, PruningConfig, PruningGroup
+from sparsesearch.pruning.criteria import CRITERIA
+from sparsesearch.pruning.patterns import NInMPattern, parse_pattern
+from sparsesearch.recipes import Recipe, Selection, exact_name_regex, make_recipe, recipe_from_data
+from sparsesearch.yamlio import YamlDocument, dump_yaml, read_yaml
+
+log = logging.getLogger(__name__)
+
+#: INC's global defaults (``process_and_check_config``), in its key order.
+INC_DEFAULTS: dict[str, Any] = {
+    "target_sparsity": 0.9,
+    "pruning_type": "snip_momentum",
+    "pattern": "4x1",
+    "op_names": [],
+    "excluded_op_names": [],
+    "start_step": 0,
+    "end_step": 0,
+    "pruning_scope": "global",
+    "pruning_frequency": 1,
+    "min_sparsity_ratio_per_op": 0.0,
+    "max_sparsity_ratio_per_op": 0.98,
+    "sparsity_decay_type": "exp",
+    "pruning_op_types": ["Conv", "Linear"],
+    "reg_type": None,
+    "criterion_reduce_type": "mean",
+    "reg_coeff": 0.0,
+}
+INC_TYPES = ("magnitude", "gradient", "snip", "snip_momentum", "pattern_lock")
+INC_DECAYS = ("exp", "cos", "linear", "cube")
+_GRADIENT_TYPES = ("gradient", "snip", "snip_momentum")
+_PROGRESSIVE = "_progressive"
+_UNSUPPORTED_TYPES = {
+    "snip_momentum_block": "INC's block-mask pruning learns mask parameters through the model's forward",
+    "block_mask": "INC's block-mask pruning learns mask parameters through the model's forward",
+    "retrain_free": "INC's retrain-free pruning is a post-training method with its own data pass",
+    "sparse_gpt": "SparseGPT is a post-training, layer-by-layer reconstruction method",
+    "sparsegpt": "SparseGPT is a post-training, layer-by-layer reconstruction method",
+    "wanda": "Wanda is a post-training method that needs activation statistics",
+}
+_SUPPORTED_TYPE_NAMES = (*INC_TYPES, *(t + _PROGRESSIVE for t in INC_TYPES if t != "pattern_lock"),
+                         *(t for t in CRITERIA if t not in INC_TYPES))
+
+
+@dataclass(frozen=True)
+class _IncParameters:
+    reg_coeff: float | None = schema.spec(None, ge=0.0)
+
+
+@dataclass(frozen=True)
+class _IncSettings:
+    """One INC key set (the globals or one group); None = not given (INC treats null the same way)."""
+
+    target_sparsity: float | None = schema.spec(None, ge=0.0, lt=1.0)
+    pruning_type: str | None = None
+    pattern: str | None = None
+    op_names: tuple[str, ...] | None = None
+    excluded_op_names: tuple[str, ...] | None = None
+    start_step: int | None = schema.spec(None, ge=0)
+    end_step: int | None = schema.spec(None, ge=0)
+    pruning_scope: str | None = schema.spec(None, choices=SCOPES)
+    pruning_frequency: int | None = schema.spec(None, gt=0)
+    min_sparsity_ratio_per_op: float | None = schema.spec(None, ge=0.0, lt=1.0)
+    max_sparsity_ratio_per_op: float | None = schema.spec(None, ge=0.0, lt=1.0)
+    sparsity_decay_type: str | None = schema.spec(None, choices=(*INC_DECAYS, "cubic"))
+    pruning_op_types: tuple[str, ...] | None = schema.spec(None, choices=OP_TYPES)
+    reg_type: str | None = schema.spec(None, choices=("group_lasso",))
+    criterion_reduce_type: str | None = schema.spec(None, choices=REDUCE_TYPES)
+    parameters: _IncParameters | None = None
+    reg_coeff: float | None = schema.spec(None, ge=0.0)
+    resume_from_pruned_checkpoint: bool | None = None
+    low_memory_usage: bool | None = None
+    criterion_type: str | None = None
+
+
+@dataclass(frozen=True)
+class _IncConfig(_IncSettings):
+    pruning_configs: tuple[_IncSettings, ...] | None = None
+
+
+def WeightPruningConfig(pruning_configs: Sequence[Mapping[str, Any]] | None = None, **kwargs: Any) -> dict[str, Any]:  # noqa: N802
+    """INC's ``WeightPruningConfig(...)`` call as plain data, so INC code ports verbatim::
+
+        conf = WeightPruningConfig([{"start_step": 0, "end_step": 2}], target_sparsity=0.9,
+                                   pruning_scope="local", pruning_type="magnitude")
+        recipe = import_inc(conf)
+    """
+    data: dict[str, Any] = {"pruning_configs": [dict(c) for c in (pruning_configs if pruning_configs is not None
+                                                                 else [{}])]}
+    data.update(kwargs)
+    return data
+
+
+# ------------------------------------------------------------------------------------------ detection
+
+_STUDY_KEYS = ("name", "task", "task_args", "budget", "space", "objectives", "constraints", "early_stopping",
+               "sampler", "n_startup_trials", "n_trials", "timeout", "storage", "tracking", "export", "num_threads")
+_LPOT_KEYS = ("magnitude", "start_epoch", "end_epoch", "frequency", "init_sparsity", "target_sparsity")
+
+
+def detect_format(data: Any) -> str | None:
+    """Which kind of file ``data`` is: recipe, pruning, inc, inc-yaml, lpot, study, or None."""
+    if not isinstance(data, Mapping):
+        return None
+    keys = set(data)
+    pruning = data.get("pruning")
+    if isinstance(pruning, Mapping):
+        if "groups" in pruning:
+            return "recipe"
+        if "approach" in pruning:
+            return "inc-yaml"  # INC 2.x YAML files also carry version: 1.0 and model: sections
+        if set(pruning) & set(_LPOT_KEYS):
+            return "lpot"
+    if "version" in keys:
+        return "recipe"
+    if "groups" in keys:
+        return "pruning"
+    if isinstance(pruning, Mapping):
+        return "lpot"
+    if "pruning_configs" in keys or keys & set(INC_DEFAULTS):
+        return "inc"
+    if keys & set(_STUDY_KEYS):
+        return "study"
+    return None
+
+
+# ------------------------------------------------------------------------------------------ INC import
+
+
+def _object_to_data(config: Any) -> Any:
+    """INC's own WeightPruningConfig object (if the user has INC) as plain data."""
+    if hasattr(config, "weight_compression") and hasattr(config, "pruning_configs"):
+        data = {k: v for k, v in dict(config.weight_compression).items()}
+        data["pruning_configs"] = [dict(c) for c in (config.pruning_configs or [])]
+        return data
+    return config
+
+
+def import_inc(config: Any, *, doc: YamlDocument | None = None, source: str | None = None,
+               origins: dict[str, str] | None = None) -> Recipe:
+    """A recipe from an INC ``WeightPruningConfig`` (dict, YAML data, or INC's own object).
+
+    The recipe carries INC's model-dependent rules in ``selection`` and every difference from INC in
+    ``provenance.notes`` (also logged). ``doc`` locates errors in the YAML file they came from;
+    ``origins``, when given, is filled with the INC key path behind each recipe key path (see
+    :func:`translate_key`), so later errors can point into the INC file.
+    """
+    data = _object_to_data(config)
+    origins = origins if origins is not None else {}
+    try:
+        if isinstance(data, Mapping) and detect_format(data) == "inc-yaml":
+            recipe = _import_inc_yaml(data, origins)
+        else:
+            recipe = _import_inc_parts(data, "", "pruning_configs", origins)
+    except ConfigError as exc:
+        raise (doc.locate(exc) if doc is not None else exc) from None
+    return _with_source(recipe, "inc", source)
+
+
+def _import_inc_yaml(data: Mapping[str, Any], origins: dict[str, str]) -> Recipe:
+    approach = data["pruning"].get("approach")
+    base = "pruning.approach"
+    if not isinstance(approach, Mapping) or "weight_compression_v2" not in approach:
+        key = closest(next(iter(approach), ""), ["weight_compression_v2"]) if isinstance(approach, Mapping) else None
+        raise ConfigError("only INC's weight_compression_v2 pruning YAML can be imported", key=base,
+                          value=list(approach) if isinstance(approach, Mapping) else approach,
+                          allowed="pruning.approach.weight_compression_v2 (INC 2.x), or WeightPruningConfig keys "
+                          "at the top level", suggestion=key)
+    section = approach["weight_compression_v2"]
+    path = f"{base}.weight_compression_v2"
+    if not isinstance(section, Mapping):
+        raise ConfigError("expected a mapping of pruning keys", key=path, value=section,
+                          allowed="WeightPruningConfig keys and a pruners list")
+    ignored = [str(k) for k in data if k != "pruning"]
+    if ignored:
+        log.info("INC import: sections other than pruning ignored: %s", ", ".join(ignored))
+    renamed = {("pruning_configs" if k == "pruners" else k): v for k, v in section.items()}
+    if "pruning_configs" in section:
+        raise ConfigError("unknown key", key=schema.join(path, "pruning_configs"),
+                          allowed="pruners (INC's YAML name for the group list)", suggestion="pruners")
+    return _import_inc_parts(renamed, path, schema.join(path, "pruners"), origins)
+
+
+def _import_inc_parts(data: Any, path: str, groups_path: str, origins: dict[str, str]) -> Recipe:
+    try:
+        parsed = schema.load(_IncConfig, data, path)
+    except ConfigError as exc:
+        if groups_path.endswith("pruners") and exc.key and ".pruning_configs" in exc.key:
+            exc = ConfigError(exc.problem, key=exc.key.replace(".pruning_configs", ".pruners"), value=exc.value,
+                              allowed=exc.allowed, suggestion=exc.suggestion)
+        raise exc from None
+    locals_ = list(parsed.pruning_configs) if parsed.pruning_configs else []
+    notes: list[str] = []
+    groups = []
+    if not locals_:
+        groups.append(_inc_group(parsed, _IncSettings(), path, None, notes, origins, 0))
+    else:
+        for i, local in enumerate(locals_):
+            groups.append(_inc_group(parsed, local, path, schema.join(groups_path, i), notes, origins, i))
+    notes.append("INC never prunes the model's last layer when it is a Linear or Conv2d (its classifier head): "
+                 "kept as selection.exclude_classifier_head, resolved when the recipe is applied to a model")
+    notes.append("INC skips layers whose shape its pattern does not divide: kept as "
+                 "selection.skip_incompatible_layers")
+    for note in notes:
+        log.info("INC import: %s", note)
+    return make_recipe(PruningConfig(tuple(groups)),
+                       selection=Selection(exclude_classifier_head=True, skip_incompatible_layers=True),
+                       provenance={"imported_from": "inc", "notes": _dedupe(notes)})
+
+
+def _dedupe(notes: list[str]) -> list[str]:
+    return list(dict.fromkeys(notes))
+
+
+# a recipe key (under pruning.groups[i]) -> the INC key it came from
+_INC_TO_OURS = {
+    "pruning_type": "pruning_type", "pattern": "pattern", "pruning_scope": "pruning_scope",
+    "target_sparsity": "target_sparsity", "op_types": "pruning_op_types", "op_names": "op_names",
+    "excluded_op_names": "excluded_op_names", "min_sparsity_ratio_per_op": "min_sparsity_ratio_per_op",
+    "max_sparsity_ratio_per_op": "max_sparsity_ratio_per_op", "criterion_reduce_type": "criterion_reduce_type",
+    "schedule.start_step": "start_step", "schedule.end_step": "end_step",
+    "schedule.pruning_frequency": "pruning_frequency", "schedule.ramp": "sparsity_decay_type",
+}
+
+# map a PruningGroup error key to the INC key that produced the value
+_OUR_TO_INC = {
+    "schedule.start_step": "start_step", "schedule.end_step": "end_step",
+    "schedule.pruning_frequency": "pruning_frequency", "schedule.ramp": "sparsity_decay_type",
+    "schedule.init_sparsity": "target_sparsity", "op_types": "pruning_op_types",
+}
+
+
+def _inc_group(glob: _IncSettings, local: _IncSettings, path: str, local_path: str | None,
+               notes: list[str], origins: dict[str, str], index: int) -> PruningGroup:
+    """Merge one INC group over the globals and INC's defaults, check it as INC does, and convert it."""
+    label = local_path or "the global config"
+
+    def value(key: str) -> Any:
+        for settings in (local, glob):
+            v = getattr(settings, key)
+            if v is not None:
+                return v
+        return INC_DEFAULTS.get(key)
+
+    def where(key: str) -> str:
+        if local_path is not None and getattr(local, key) is not None:
+            return schema.join(local_path, key)
+        if getattr(glob, key) is not None:
+            return schema.join(path, key)
+        return schema.join(local_path or path, key)
+
+    def given(key: str) -> bool:
+        return getattr(local, key) is not None or getattr(glob, key) is not None
+
+    # pruning type (INC strips "_progressive" and picks a pruner class by name)
+    raw_type = value("pruning_type")
+    if not isinstance(raw_type, str):
+        raise ConfigError("expected a pruning type name", key=where("pruning_type"), value=raw_type,
+                          allowed=", ".join(_SUPPORTED_TYPE_NAMES))
+    ptype = raw_type
+    if ptype.endswith(_PROGRESSIVE) and ptype[: -len(_PROGRESSIVE)] in INC_TYPES and ptype != "pattern_lock" + _PROGRESSIVE:
+        ptype = ptype[: -len(_PROGRESSIVE)]
+        notes.append(f"{label}: pruning_type {raw_type!r} imported as {ptype!r}; lost: INC's progressive mask "
+                     "interpolation (newly pruned blocks zeroed in 4 sub-steps between updates instead of at once)")
+    if ptype in _UNSUPPORTED_TYPES or "mha" in ptype:
+        reason = _UNSUPPORTED_TYPES.get(ptype, "multi-head-attention pruning removes whole heads")
+        raise ConfigError(f"INC pruning type {raw_type!r} is not supported by sparsesearch ({reason})",
+                          key=where("pruning_type"), value=raw_type, allowed=", ".join(_SUPPORTED_TYPE_NAMES))
+    if ptype not in CRITERIA:
+        raise ConfigError("unknown pruning_type", key=where("pruning_type"), value=raw_type,
+                          allowed=", ".join(_SUPPORTED_TYPE_NAMES), suggestion=closest(raw_type, _SUPPORTED_TYPE_NAMES))
+    if ptype not in INC_TYPES:
+        notes.append(f"{label}: pruning_type {ptype!r} is sparsesearch's own; INC does not have it")
+
+    # pattern (INC keeps only the part after the last "_", e.g. tile_pattern_4x1 -> 4x1)
+    raw_pattern = value("pattern")
+    if not isinstance(raw_pattern, str):
+        raise ConfigError("expected a pattern string", key=where("pattern"), value=raw_pattern,
+                          allowed="1x1, NxM such as 4x1, N:M such as 2:4, channelx1, 1xchannel")
+    if "mha" in raw_pattern:
+        raise ConfigError("INC's mha (multi-head attention) pattern prunes whole heads; sparsesearch does not "
+                          "support it", key=where("pattern"), value=raw_pattern,
+                          allowed="1x1, NxM such as 4x1, N:M such as 2:4, channelx1, 1xchannel")
+    pattern_text = raw_pattern.split("_")[-1]
+    if pattern_text != raw_pattern:
+        notes.append(f"{label}: pattern {raw_pattern!r} read as {pattern_text!r} (INC ignores the prefix)")
+    try:
+        pattern = parse_pattern(pattern_text, key=where("pattern"))
+    except ConfigError as exc:
+        raise ConfigError(exc.problem, key=where("pattern"), value=raw_pattern, allowed=exc.allowed,
+                          suggestion=exc.suggestion) from None
+
+    # schedule, as INC's BasePruner counts it
+    start, end, freq = value("start_step"), value("end_step"), value("pruning_frequency")
+    if end < start:
+        raise ConfigError(f"end_step must not be before start_step ({start}) (INC: 'end_step should be greater "
+                          "than start_step')", key=where("end_step"), value=end, allowed=f">= {start}")
+    if ptype in _GRADIENT_TYPES and end == 0:
+        raise ConfigError(f"pruning_type {raw_type!r} scores weights with gradients, so INC requires end_step > 0 "
+                          "('please set end_step > 0 for gradient based criterion')", key=where("end_step"),
+                          value=end, allowed="an end_step of 1 or more (training steps)")
+    if end > start and (end - start) % freq:
+        last = start + (end - start) // freq * freq
+        notes.append(f"{label}: INC's last update (and the target) comes at step {last}, the last multiple of "
+                     f"pruning_frequency {freq} after start_step {start} before end_step {end}; end_step set to "
+                     f"{last}")
+        end = last
+    decay = value("sparsity_decay_type")
+    if decay == "cubic":
+        notes.append(f"{label}: sparsity_decay_type 'cubic' is sparsesearch's Zhu & Gupta ramp (fast early), not "
+                     "INC's back-loaded 'cube'")
+    elif decay == "cube":
+        notes.append(f"{label}: INC's 'cube' decay is back-loaded (s0 + (st - s0)·p³: little is pruned until late), "
+                     "the mirror of Zhu & Gupta's cubic; kept as 'cube'")
+
+    # sparsity bounds: INC caps the target at max_sparsity_ratio_per_op, and N:M at N/M
+    target = value("target_sparsity")
+    max_ratio = value("max_sparsity_ratio_per_op")
+    min_ratio = value("min_sparsity_ratio_per_op")
+    scope = value("pruning_scope")
+    if isinstance(pattern, NInMPattern):
+        if target > pattern.max_sparsity + 1e-12 and ptype != "pattern_lock":
+            raise ConfigError(f"in the {pattern_text} pattern the largest sparsity is N/M = {pattern.max_sparsity:g}",
+                              key=where("target_sparsity"), value=target, allowed=f"0 .. {pattern.max_sparsity:g}")
+        max_ratio = min(max_ratio, pattern.max_sparsity)
+        if scope == "global":
+            if given("pruning_scope"):
+                raise ConfigError(f"sparsesearch's {pattern_text} pattern prunes every layer to its own target, so it "
+                                  "is local; INC's global N:M (an uneven split across layers) is not supported",
+                                  key=where("pruning_scope"), value="global", allowed="local")
+            scope = "local"
+            notes.append(f"{label}: pattern {pattern_text} runs with local scope (INC's default global scope spreads "
+                         "N:M unevenly across layers, which sparsesearch does not do)")
+    if min_ratio > max_ratio:
+        raise ConfigError(f"min_sparsity_ratio_per_op must not exceed max_sparsity_ratio_per_op ({max_ratio:g})",
+                          key=where("min_sparsity_ratio_per_op"), value=min_ratio, allowed=f"0 .. {max_ratio:g}")
+    if ptype == "pattern_lock":
+        target = min(target, max_ratio, pattern.max_sparsity)  # pattern_lock prunes nothing; the target is unused
+    elif target > max_ratio:
+        notes.append(f"{label}: target_sparsity {target:g} capped at max_sparsity_ratio_per_op {max_ratio:g}, as INC's "
+                     "scheduler does")
+        target = max_ratio
+
+    # regulariser and the rest
+    reg_type = value("reg_type")
+    params = value("parameters")
+    reg_coeff = value("reg_coeff")
+    if params is not None and params.reg_coeff is not None:
+        reg_coeff = params.reg_coeff
+    extra: dict[str, Any] = {}
+    if reg_type == "group_lasso":
+        if "x" not in pattern_text:
+            raise ConfigError("INC's group lasso works with NxM block patterns only ('group lasso only supports NXM "
+                              "pattern')", key=where("reg_type"), value=reg_type, allowed="null with an N:M pattern")
+        if reg_coeff > 0:
+            notes.append(f"{label}: reg_type group_lasso (reg_coeff {reg_coeff:g}) imported as sparsesearch's "
+                         f"group_lasso pruning type; lost: the {ptype!r} criterion (blocks are pruned by norm) and INC's "
+                         "decoupled form (here α·Σ‖block‖₂ is added to the loss)")
+            ptype = "group_lasso"
+            extra["reg_coeff"] = reg_coeff
+        else:
+            notes.append(f"{label}: reg_type group_lasso with reg_coeff 0 does nothing in INC; dropped")
+    if value("resume_from_pruned_checkpoint"):
+        notes.append(f"{label}: resume_from_pruned_checkpoint ignored (load your checkpoint before applying)")
+    if value("low_memory_usage"):
+        notes.append(f"{label}: low_memory_usage ignored (scores are float32)")
+    op_types = tuple(value("pruning_op_types"))
+    if any(t in ("Conv", "Linear") for t in op_types):
+        notes.append("pruning_op_types: INC matched class names by substring ('Conv' also took ConvTranspose and "
+                     "Hugging Face Conv1D); sparsesearch takes nn.Linear and nn.Conv1d/2d/3d")
+    kwargs = dict(
+        pruning_type=ptype,
+        pattern=pattern_text,
+        pruning_scope=scope,
+        target_sparsity=target,
+        op_types=op_types,
+        op_names=tuple(value("op_names")),
+        excluded_op_names=tuple(value("excluded_op_names")),
+        min_sparsity_ratio_per_op=min_ratio,
+        max_sparsity_ratio_per_op=max_ratio,
+        criterion_reduce_type=value("criterion_reduce_type"),
+        schedule=dict(start_step=start, end_step=end, pruning_frequency=freq, ramp=decay),
+        **extra,
+    )
+    origins[f"pruning.groups[{index}]"] = local_path or path
+    for ours, inc_key in _INC_TO_OURS.items():
+        origins[f"pruning.groups[{index}].{ours}"] = where(inc_key)
+    try:
+        return schema.load(PruningGroup, kwargs)
+    except ConfigError as exc:
+        key = exc.key or ""
+        inc_key = _OUR_TO_INC.get(key, key.split(".")[0] if key else "pruning_type")
+        raise ConfigError(exc.problem, key=where(inc_key) if inc_key in INC_DEFAULTS else schema.join(
+            local_path or path, key), value=exc.value, allowed=exc.allowed, suggestion=exc.suggestion) from None
+
+
+def _with_source(recipe: Recipe, kind: str, source: str | None) -> Recipe:
+    if source is None:
+        return recipe
+    notes = (f"converted from {kind.upper()} file {Path(source).name}",) + recipe.provenance.notes
+    return dataclasses.replace(recipe, provenance=dataclasses.replace(recipe.provenance, notes=notes))
+
+
+# ----------------------------------------------------------------------------------------- LPOT import
+
+
+@dataclass(frozen=True)
+class _LpotInstance:
+    weights: tuple[str, ...] | None = None
+    target_sparsity: float | None = schema.spec(None, ge=0.0, lt=1.0)
+    init_sparsity: float | None = schema.spec(None, ge=0.0, lt=1.0)
+    start_epoch: int | None = schema.spec(None, ge=0)
+    end_epoch: int | None = schema.spec(None, ge=0)
+    frequency: int | None = schema.spec(None, gt=0)
+    method: str | None = schema.spec(None, choices=("per_tensor",))
+
+
+@dataclass(frozen=True)
+class _LpotPruning:
+    magnitude: dict[str, _LpotInstance | None] | None = None
+    start_epoch: int | None = schema.spec(None, ge=0)
+    end_epoch: int | None = schema.spec(None, ge=0)
+    frequency: int | None = schema.spec(None, gt=0)
+    init_sparsity: float | None = schema.spec(None, ge=0.0, lt=1.0)
+    target_sparsity: float | None = schema.spec(None, ge=0.0, lt=1.0)
+
+
+def import_lpot(data: Any, *, doc: YamlDocument | None = None, source: str | None = None,
+                origins: dict[str, str] | None = None) -> Recipe:
+    """A recipe from an LPOT YAML (the whole file's data, or just its ``pruning`` section).
+
+    ``origins`` as for :func:`import_inc`.
+    """
+    try:
+        recipe = _import_lpot(data, origins if origins is not None else {})
+    except ConfigError as exc:
+        raise (doc.locate(exc) if doc is not None else exc) from None
+    return _with_source(recipe, "lpot", source)
+
+
+def _import_lpot(data: Any, origins: dict[str, str]) -> Recipe:
+    notes: list[str] = []
+    if isinstance(data, Mapping) and "pruning" in data:
+        ignored = [k for k in data if k != "pruning"]
+        if ignored:
+            notes.append(f"LPOT sections other than pruning ignored: {', '.join(map(str, ignored))}")
+        section, path = data["pruning"], "pruning"
+    else:
+        section, path = data, ""
+    lp = schema.load(_LpotPruning, section, path)
+    instances = dict(lp.magnitude or {})
+    if not instances:
+        raise ConfigError("needs at least one pruner instance under magnitude", key=schema.join(path, "magnitude"),
+                          value=lp.magnitude, allowed="a mapping of instance names to settings, e.g. "
+                          "magnitude: {prune1: {weights: [layer1.0.conv1.weight]}}")
+    specific: set[str] = set()
+    per_instance: list[tuple[str, _LpotInstance, tuple[str, ...]]] = []
+    for name, inst in instances.items():
+        inst = inst or _LpotInstance()
+        ipath = schema.join(schema.join(path, "magnitude"), name)
+        modules: list[str] = []
+        for i, weight in enumerate(inst.weights or ()):
+            if not weight.endswith(".weight") or weight == ".weight":
+                raise ConfigError("only the weights of Linear and Conv layers can be pruned",
+                                  key=f"{ipath}.weights[{i}]", value=weight,
+                                  allowed="parameter names ending in .weight, such as layer1.0.conv1.weight",
+                                  suggestion=(weight.rsplit(".", 1)[0] + ".weight") if "." in weight else None)
+            modules.append(weight[: -len(".weight")])
+        if len(set(modules)) != len(modules):
+            dup = next(m for m in modules if modules.count(m) > 1)
+            raise ConfigError("a weight is listed twice", key=f"{ipath}.weights", value=dup + ".weight",
+                              allowed="each weight once")
+        specific.update(modules)
+        per_instance.append((ipath, inst, tuple(modules)))
+
+    groups = []
+    for gi, (ipath, inst, modules) in enumerate(per_instance):
+        def pick(key: str, inst: _LpotInstance = inst, ipath: str = ipath) -> tuple[Any, str]:
+            """The instance's value of ``key`` or the global one, with its key path."""
+            own = getattr(inst, key)
+            if own is not None:
+                return own, f"{ipath}.{key}"
+            return getattr(lp, key), schema.join(path, key)
+
+        target, _ = pick("target_sparsity")
+        if target is None:
+            raise ConfigError("missing required key: LPOT needs a target sparsity (global or per instance)",
+                              key=schema.join(path, "target_sparsity"), allowed="a number in [0.0, 1.0)")
+        init, ikey = pick("init_sparsity")
+        init = init or 0.0
+        start, _ = pick("start_epoch")
+        start = 0 if start is None else start
+        end, ekey = pick("end_epoch")
+        end = start if end is None else end
+        freq, _ = pick("frequency")
+        freq = freq or 1
+        if end < start:
+            raise ConfigError(f"end_epoch must not be before start_epoch ({start})", key=ekey, value=end,
+                              allowed=f">= {start}")
+        if init > target:
+            raise ConfigError(f"init_sparsity must not exceed target_sparsity ({target:g})", key=ikey, value=init,
+                              allowed=f"0 .. {target:g}")
+        label = ipath
+        if start == end:
+            notes.append(f"{label}: start_epoch == end_epoch: one-shot to target_sparsity {target:g} at epoch "
+                         f"{start} (LPOT itself pruned to init_sparsity {init:g} in this case)")
+        elif (end - start) % freq:
+            notes.append(f"{label}: end_epoch - start_epoch is not a multiple of frequency {freq}: LPOT never reached "
+                         f"the target; sparsesearch reaches {target:g} at epoch {end}")
+        for key in ("start_epoch", "end_epoch", "frequency"):
+            if getattr(inst, key) is not None:
+                notes.append(f"{label}: per-instance {key} honoured as LPOT's documentation says (LPOT's own code "
+                             "read it from the global section only)")
+        schedule = {"start_epoch": start, "end_epoch": end, "frequency": freq, "init_sparsity": init,
+                    "ramp": "linear"}
+        group: dict[str, Any] = {"pruning_type": "magnitude", "pattern": "1x1", "pruning_scope": "local",
+                                 "schedule": schedule}
+        if modules:
+            group["layer_targets"] = {m: target for m in modules}
+            group["target_sparsity"] = target
+        else:
+            group["target_sparsity"] = target
+            others = sorted(specific)
+            if others:
+                group["excluded_op_names"] = [exact_name_regex(m) for m in others]
+                notes.append(f"{label}: no weights listed (all layers), except those other instances list: "
+                             f"{', '.join(others)}")
+        origins[f"pruning.groups[{gi}]"] = ipath
+        for j, module in enumerate(modules):
+            origins[f"pruning.groups[{gi}].layer_targets.{module}"] = f"{ipath}.weights[{j}]"
+        try:
+            groups.append(schema.load(PruningGroup, group))
+        except ConfigError as exc:
+            raise exc.located(prefix=ipath) from None
+    notes.append("LPOT's magnitude pruner pruned only 4-D (convolution) weights; every listed (or, with no list, "
+                 "every Linear and Conv) weight is pruned here")
+    notes.append("schedules are in epochs: give the Pruner steps_per_epoch (training.steps_per_epoch in a recipe)")
+    for note in notes:
+        log.info("LPOT import: %s", note)
+    return make_recipe(PruningConfig(tuple(groups)), provenance={"imported_from": "lpot", "notes": _dedupe(notes)})
+
+
+# ------------------------------------------------------------------------------------------ INC export
+
+
+def export_inc(recipe: Recipe | PruningConfig, *, steps_per_epoch: int | None = None) -> tuple[dict[str, Any], list[str]]:
+    """An INC ``WeightPruningConfig`` (plain data: ``WeightPruningConfig(**data)``) for ``recipe``.
+
+    Returns the data and the list of what could not be expressed exactly. A group INC cannot run at all
+    (a type INC lacks, such as movement or random) is a ConfigError naming it.
+    """
+    if isinstance(recipe, Recipe):
+        config, selection = recipe.pruning, recipe.selection
+        steps_per_epoch = steps_per_epoch or recipe.steps_per_epoch
+    else:
+        config, selection = recipe, Selection()
+    lost: list[str] = []
+    out_groups: list[dict[str, Any]] = []
+    for gi, group in enumerate(config.groups):
+        label = f"groups[{gi}]"
+        entries = _export_group(group, label, steps_per_epoch, lost)
+        out_groups.extend(entries)
+    if not selection.exclude_classifier_head:
+        lost.append("INC always leaves the model's last layer unpruned when it is a Linear or Conv2d; if a group "
+                    "selects that layer, INC will not prune it")
+    return {"pruning_configs": out_groups}, _dedupe(lost)
+
+
+def _export_group(group: PruningGroup, label: str, steps_per_epoch: int | None, lost: list[str]) -> list[dict[str, Any]]:
+    ptype = group.pruning_type
+    extra: dict[str, Any] = {}
+    if ptype == "group_lasso":
+        if ":" in group.pattern:
+            raise ConfigError("INC's group lasso works with NxM block patterns only", key=f"{label}.pattern",
+                              value=group.pattern, allowed="an NxM pattern for group_lasso, to export to INC")
+        lost.append(f"{label}: group_lasso written as INC's magnitude criterion with reg_type group_lasso "
+                    f"(reg_coeff {group.reg_coeff:g}); INC's regulariser is a decoupled shrinkage, not a loss term")
+        ptype = "magnitude"
+        extra = {"reg_type": "group_lasso", "parameters": {"reg_coeff": group.reg_coeff}}
+    elif ptype not in INC_TYPES:
+        raise ConfigError(f"INC has no {ptype!r} pruning type, so this group cannot be exported",
+                          key=f"{label}.pruning_type", value=ptype, allowed=", ".join((*INC_TYPES, "group_lasso")))
+    schedule = group.schedule
+    if schedule.epoch_based:
+        if not steps_per_epoch:
+            raise ConfigError("INC schedules are in steps: an epoch-based schedule needs the steps per epoch to "
+                              "export", key=f"{label}.schedule.start_epoch", value=schedule.start_epoch,
+                              allowed="training.steps_per_epoch in the recipe, or --steps-per-epoch")
+        lost.append(f"{label}: epochs converted to steps with {steps_per_epoch} steps per epoch")
+        schedule = schedule.in_steps(steps_per_epoch)
+    start, end, freq = schedule.start_step, schedule.end_step, schedule.pruning_frequency
+    if end > start and (end - start) % freq:
+        last = start + (end - start) // freq * freq
+        lost.append(f"{label}: INC reaches the target at step {last} (its last update), not at end_step {end}")
+    ramp = schedule.ramp
+    if ramp == "cubic" and end == start:
+        ramp = "exp"  # one-shot: the ramp plays no part
+    elif ramp == "cubic":
+        lost.append(f"{label}: INC has no Zhu & Gupta cubic ramp; written as 'exp' (also fast early, slow late), "
+                    "so the sparsity between start and end differs")
+        ramp = "exp"
+    if schedule.init_sparsity > 0 and end > start:
+        lost.append(f"{label}: INC starts every schedule at sparsity 0; init_sparsity {schedule.init_sparsity:g} "
+                    "is lost")
+    if ptype == "snip_momentum" and group.momentum != 0.9:
+        lost.append(f"{label}: INC's snip_momentum decay is fixed at 0.9; momentum {group.momentum:g} is lost")
+    if ptype in _GRADIENT_TYPES and end == 0:
+        raise ConfigError("INC requires end_step > 0 for gradient-based types", key=f"{label}.schedule.end_step",
+                          value=end, allowed="an end_step of 1 or more")
+    max_ratio = group.max_sparsity_ratio_per_op
+    if max_ratio >= 1.0:
+        max_ratio = max(0.99, group.target_sparsity)
+        lost.append(f"{label}: INC requires max_sparsity_ratio_per_op < 1; written as {max_ratio:g}")
+    base = {
+        "pruning_type": ptype,
+        "pattern": group.pattern,
+        "pruning_scope": group.pruning_scope,
+        "target_sparsity": group.target_sparsity,
+        "op_names": list(group.op_names),
+        "excluded_op_names": list(group.excluded_op_names),
+        "start_step": start,
+        "end_step": end,
+        "pruning_frequency": freq,
+        "min_sparsity_ratio_per_op": group.min_sparsity_ratio_per_op,
+        "max_sparsity_ratio_per_op": max_ratio,
+        "sparsity_decay_type": ramp,
+        "pruning_op_types": list(group.op_types),
+        "criterion_reduce_type": group.criterion_reduce_type,
+        **extra,
+    }
+    if not group.layer_targets:
+        if group.target_sparsity > max_ratio:
+            lost.append(f"{label}: INC caps the target at max_sparsity_ratio_per_op ({max_ratio:g}), so it prunes "
+                        f"{max_ratio:g}, not {group.target_sparsity:g}")
+        return [base]
+    lost.append(f"{label}: the per-layer target map became one INC group per layer (op_names anchored to the exact "
+                "layer name)")
+    entries = []
+    for name, target in group.layer_targets.items():
+        entry = dict(base, op_names=[exact_name_regex(name)], excluded_op_names=[], target_sparsity=target)
+        if target > max_ratio:
+            lost.append(f"{label}.layer_targets.{name}: INC caps the target at max_sparsity_ratio_per_op "
+                        f"({max_ratio:g})")
+        entries.append(entry)
+    return entries
+
+
+def export_inc_yaml(recipe: Recipe | PruningConfig, *, steps_per_epoch: int | None = None) -> tuple[str, list[str]]:
+    """INC YAML text (with what was lost as comments at the top) and the list of losses."""
+    data, lost = export_inc(recipe, steps_per_epoch=steps_per_epoch)
+    header = ["INC WeightPruningConfig written by sparsesearch. Load it with:",
+              "  WeightPruningConfig(**yaml.safe_load(open(PATH)))"]
+    if lost:
+        header.append("Not expressed exactly in INC:")
+        header.extend(f"- {item}" for item in lost)
+    return dump_yaml(data, header="\n".join(header)), lost
+
+
+# ------------------------------------------------------------------------------- reading any config
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A config file read and converted to a recipe (``recipe`` is None for a study spec)."""
+
+    kind: str
+    doc: YamlDocument
+    recipe: Recipe | None = None
+    study: Any = None
+    origins: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def locate(self, err: ConfigError) -> ConfigError:
+        """``err`` (about the converted recipe) pointed at the key and line of the original file."""
+        key = translate_key(err.key, self.origins)
+        if key != err.key:
+            err = ConfigError(err.problem, key=key or None, value=err.value, allowed=err.allowed,
+                              suggestion=err.suggestion, file=err.file, line=err.line)
+        return self.doc.locate(err)
+
+
+def translate_key(key: str | None, origins: Mapping[str, str]) -> str | None:
+    """The original file's key path for a recipe key path (longest known prefix replaced)."""
+    if not key or not origins:
+        return key
+    best = None
+    for prefix in origins:
+        fits = key == prefix or (key.startswith(prefix) and key[len(prefix)] in ".[")
+        if fits and (best is None or len(prefix) > len(best)):
+            best = prefix
+    if best is None:
+        return key
+    rest = key[len(best):]
+    base = origins[best]
+    if not base:
+        return rest.lstrip(".") or None
+    return base + rest
+
+
+_KIND_NAMES = {"recipe": "sparsesearch recipe", "pruning": "sparsesearch pruning config",
+               "inc": "INC WeightPruningConfig", "inc-yaml": "INC pruning YAML", "lpot": "LPOT pruning YAML",
+               "study": "sparsesearch study spec"}
+_TOP_KEYS = ("version", "pruning", "groups", "pruning_configs", *INC_DEFAULTS, *_STUDY_KEYS)
+
+
+def kind_name(kind: str) -> str:
+    return _KIND_NAMES.get(kind, kind)
+
+
+def read_config_file(path: str | Path) -> LoadedConfig:
+    """Read any config sparsesearch understands (recipe, bare pruning config, INC, LPOT, study spec)."""
+    doc = read_yaml(path)
+    data = doc.data
+    kind = detect_format(data)
+    if kind == "recipe":
+        return LoadedConfig(kind, doc, recipe_from_data(data, doc))
+    if kind == "pruning":
+        try:
+            config = PruningConfig.from_dict(data)
+        except ConfigError as exc:
+            raise doc.locate(exc) from None
+        return LoadedConfig(kind, doc, make_recipe(config, stamp=False))
+    if kind in ("inc", "inc-yaml"):
+        origins: dict[str, str] = {}
+        return LoadedConfig(kind, doc, import_inc(data, doc=doc, source=str(path), origins=origins), origins=origins)
+    if kind == "lpot":
+        origins = {}
+        return LoadedConfig(kind, doc, import_lpot(data, doc=doc, source=str(path), origins=origins),
+                            origins=origins)
+    if kind == "study":
+        return LoadedConfig(kind, doc, study=load_study_spec(doc))
+    keys = [str(k) for k in data]
+    suggestion = next((closest(k, _TOP_KEYS) for k in keys if closest(k, _TOP_KEYS)), None)
+    raise doc.locate(ConfigError(
+        f"not a file sparsesearch knows (top-level keys: {', '.join(keys[:8]) or 'none'})",
+        key=keys[0] if keys else None,
+        allowed="a recipe (version, pruning), a pruning config (groups), an INC WeightPruningConfig "
+        "(pruning_configs, target_sparsity, ...), an LPOT YAML (pruning: magnitude: ...) or a study spec",
+        suggestion=suggestion))
+
+
+def load_study_spec(doc: YamlDocument) -> Any:
+    """A study spec, strictly (the schema lives in :mod:`sparsesearch.config`)."""
+    from sparsesearch.config import StudySpec
+
+    try:
+        return schema.load(StudySpec, doc.data)
+    except ConfigError as exc:
+        raise doc.locate(exc) from None
+
+
+__all__ = [
+    "INC_DEFAULTS",
+    "LoadedConfig",
+    "WeightPruningConfig",
+    "detect_format",
+    "export_inc",
+    "export_inc_yaml",
+    "import_inc",
+    "import_lpot",
+    "read_config_file",
+]
+

@@ -1,0 +1,180 @@
+"""Experiment tracking behind one small protocol; the search never imports a tracking library itself.
+
+:class:`Tracker` is what the search calls: a study run (parent) holding the spec, the dense baseline, the
+Pareto table and the chosen recipe, and one trial run (child) per trial with params, per-epoch metrics,
+final metrics, a per-layer sparsity table and the trial's recipe. :class:`NullTracker` records nothing
+(tests, or ``tracking.uri: null``); :mod:`sparsesearch.tracking.mlflow` is the MLflow implementation and
+the only module that imports mlflow.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+#: trial run statuses, as MLflow spells them
+FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+
+
+def mask_uri(uri: str | None) -> str | None:
+    """``uri`` with any password (and token-like query values) replaced by ``***``, for logs and tags."""
+    if not uri:
+        return uri
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", uri)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, sep, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if sep else f"{user}@{host}"
+    query = re.sub(r"(?i)((?:password|passwd|pwd|token|secret|key)=)[^&]*", r"\1***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+class TrialRun:
+    """A handle on one trial's run; ``run_id`` may be filled in by a background writer."""
+
+    def __init__(self, number: int, run_id: str | None = None) -> None:
+        self.number = number
+        self._run_id = run_id
+        self._ready = threading.Event()
+        if run_id is not None:
+            self._ready.set()
+
+    def resolve(self, run_id: str | None) -> None:
+        self._run_id = run_id
+        self._ready.set()
+
+    @property
+    def run_id(self) -> str | None:
+        """The tracking run id (waits, briefly, for the writer to create the run)."""
+        self._ready.wait(timeout=60)
+        return self._run_id
+
+
+class Tracker(Protocol):
+    """What the search records. Every method must be cheap for the caller (implementations may queue)."""
+
+    #: whether anything is recorded (False for NullTracker)
+    enabled: bool
+
+    def open_study(self, study: str, *, spec: Mapping[str, Any], storage: str,
+                   parent_run_id: str | None = None) -> str | None:
+        """Start (or, with ``parent_run_id``, reopen) the study's parent run; returns its id."""
+        ...
+
+    def log_baseline(self, metrics: Mapping[str, float], curve: Sequence[Mapping[str, float]],
+                     checkpoint: Path) -> str | None:
+        """Record the dense baseline on the parent run; returns a URI :meth:`fetch` can read back."""
+        ...
+
+    def fetch(self, uri: str, dst_dir: Path) -> Path:
+        """A local copy of an artifact recorded by :meth:`log_baseline`."""
+        ...
+
+    def start_trial(self, number: int, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> TrialRun:
+        """Open the trial's run (nested under the study run) with its params."""
+        ...
+
+    def log_epoch(self, run: TrialRun, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Per-epoch metrics (step = epoch)."""
+        ...
+
+    def finish_trial(self, run: TrialRun, status: str, *, metrics: Mapping[str, float] | None = None,
+                     layers: Sequence[Mapping[str, Any]] | None = None, recipe_yaml: str | None = None,
+                     tags: Mapping[str, str] | None = None) -> None:
+        """Final metrics, per-layer table, recipe, tags; then end the run with ``status``."""
+        ...
+
+    def set_pareto(self, membership: Mapping[str, bool]) -> None:
+        """Tag trial runs (by run id) as on or off the Pareto front."""
+        ...
+
+    def close_study(self, status: str, *, metrics: Mapping[str, float] | None = None,
+                    tables: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
+                    tags: Mapping[str, str] | None = None) -> None:
+        """Summary metrics, tables (CSV text by file name), texts (by file name) and tags; end the study run."""
+        ...
+
+    def flush(self) -> None:
+        """Wait until everything queued is written."""
+        ...
+
+    def describe(self) -> str:
+        """Where records go, for the console (credentials masked)."""
+        ...
+
+
+class NullTracker:
+    """Records nothing; the baseline checkpoint stays a local file."""
+
+    enabled = False
+
+    def open_study(self, study: str, *, spec: Mapping[str, Any], storage: str,
+                   parent_run_id: str | None = None) -> str | None:
+        return None
+
+    def log_baseline(self, metrics: Mapping[str, float], curve: Sequence[Mapping[str, float]],
+                     checkpoint: Path) -> str | None:
+        return None
+
+    def fetch(self, uri: str, dst_dir: Path) -> Path:
+        return Path(uri)
+
+    def start_trial(self, number: int, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> TrialRun:
+        return TrialRun(number, None)
+
+    def log_epoch(self, run: TrialRun, epoch: int, metrics: Mapping[str, float]) -> None:
+        return None
+
+    def finish_trial(self, run: TrialRun, status: str, *, metrics: Mapping[str, float] | None = None,
+                     layers: Sequence[Mapping[str, Any]] | None = None, recipe_yaml: str | None = None,
+                     tags: Mapping[str, str] | None = None) -> None:
+        return None
+
+    def set_pareto(self, membership: Mapping[str, bool]) -> None:
+        return None
+
+    def close_study(self, status: str, *, metrics: Mapping[str, float] | None = None,
+                    tables: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
+                    tags: Mapping[str, str] | None = None) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+    def describe(self) -> str:
+        return "tracking off"
+
+
+def make_tracker(uri: str | None, experiment: str) -> Tracker:
+    """The tracker for ``uri`` (None: :class:`NullTracker`; anything else: MLflow)."""
+    if not uri:
+        return NullTracker()
+    from sparsesearch.tracking.mlflow import MlflowTracker
+
+    return MlflowTracker(uri, experiment)
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts and lists as one level of dotted keys (``groups.0.schedule.end_step``)."""
+    out: dict[str, Any] = {}
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(data, (list, tuple)) and data and any(isinstance(v, (Mapping, list, tuple)) for v in data):
+        for i, v in enumerate(data):
+            out.update(flatten(v, f"{prefix}.{i}" if prefix else str(i)))
+    else:
+        out[prefix] = list(data) if isinstance(data, tuple) else data
+    return out
+
+
+__all__ = ["FAILED", "FINISHED", "KILLED", "NullTracker", "Tracker", "TrialRun", "flatten", "make_tracker",
+           "mask_uri"]
