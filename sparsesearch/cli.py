@@ -107,5 +107,288 @@ def convert(source: str, to: str, output: str, force: bool, steps_per_epoch: int
             click.echo(f"  - {remark}")
 
 
+# ---------------------------------------------------------------- the search: run / show / export / studies / ui
+
+
+def _quiet_libraries(verbose: int) -> None:
+    """MLflow and Optuna log at INFO by themselves; keep them to warnings unless -v was given."""
+    if verbose == 0:
+        import os
+
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+        for name in ("mlflow", "optuna", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _study_ref(spec_path: str | None, study: str | None, storage: str | None):
+    """(name, storage URL, spec or None) from a spec file, --study/--storage, or the only study in the storage."""
+    from sparsesearch.config import DEFAULT_STORAGE, read_spec
+    from sparsesearch.errors import ConfigError
+
+    spec = read_spec(spec_path) if spec_path else None
+    url = storage or (spec.storage if spec else DEFAULT_STORAGE)
+    name = study or (spec.name if spec else None)
+    if name is None:
+        from sparsesearch.search.study import list_studies
+
+        names = [s.study_name for s in list_studies(url)]
+        if len(names) != 1:
+            raise ConfigError("which study? give a study spec file or --study NAME", key="study",
+                              allowed=", ".join(names) if names else f"(no studies in {url})")
+        name = names[0]
+    return name, url, spec
+
+
+def _spec_options(f):
+    f = click.option("--storage", metavar="URL", help="Optuna storage (default: the spec's, or sqlite:///sparsesearch.db).")(f)
+    f = click.option("--study", "study_name", metavar="NAME", help="Study name (default: the spec's).")(f)
+    return click.argument("spec", required=False, type=click.Path(dir_okay=False, path_type=str))(f)
+
+
+@main.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--n-trials", type=click.IntRange(min=1), help="Finished trials the study should have (all workers).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds this run may start trials for.")
+@click.option("--storage", metavar="URL", help="Optuna storage URL (PostgreSQL for several workers).")
+@click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI ('none' turns tracking off).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the data split, baseline, sampler and trials.")
+@click.pass_context
+def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float | None, storage: str | None,
+        tracking_uri: str | None, seed: int | None) -> None:
+    """Run a study, or resume the study of the same name: sample, prune, train, track.
+
+    Several workers may run the same spec against one shared storage (PostgreSQL). Ctrl-C stops cleanly.
+    """
+    import dataclasses
+
+    from sparsesearch.config import read_spec
+    from sparsesearch.console import ProgressEvents, result_lines
+    from sparsesearch.search.study import load, pareto_table, run_study
+    from sparsesearch.tracking import mask_uri
+
+    _quiet_libraries(ctx.find_root().params.get("verbose", 0))
+    spec = read_spec(spec_path)
+    tracking = spec.tracking
+    if tracking_uri is not None:
+        tracking = dataclasses.replace(tracking, uri=None if tracking_uri.lower() in ("none", "null", "") else tracking_uri)
+    spec = spec.with_overrides(n_trials=n_trials, timeout=timeout, storage=storage, seed=seed, tracking=tracking)
+    click.echo(f"study {spec.name!r} on {spec.task}: {spec.n_trials or 'unlimited'} trials"
+               + (f" or {spec.timeout:g}s" if spec.timeout else "") + f", sampler {spec.sampler}", err=True)
+    click.echo(f"  storage  {mask_uri(spec.storage)}", err=True)
+    click.echo(f"  tracking {('MLflow ' + str(mask_uri(spec.tracking.uri))) if spec.tracking.uri else 'off'}", err=True)
+    events = ProgressEvents()
+    try:
+        result = run_study(spec, events=events)
+    finally:
+        events.close()
+    study = load(result.name, spec.storage)
+    from sparsesearch.search.pareto import front_trials
+
+    rows = pareto_table(study, front_trials(study), result.dense, result.selected)
+    rule = spec.export.rule + (f" (max drop {spec.export.max_drop:g})" if spec.export.rule == "max_sparsity_within_drop"
+                               else "")
+    for line in result_lines(result, rows, rule):
+        click.echo(line)
+    for message in result.messages:
+        click.echo(f"note: {message}")
+    if result.interrupted:
+        click.echo(f"interrupted: the running trial is marked interrupted (FAIL in Optuna, KILLED in MLflow); "
+                   f"finished trials are kept.\nresume with: sparsesearch run {spec_path}", err=True)
+        sys.exit(130)
+    click.echo("next:")
+    click.echo(f"  sparsesearch show {spec_path}          # the front and the study summary")
+    click.echo(f"  sparsesearch export {spec_path} -o {spec.name}.recipe.yaml")
+    if spec.tracking.uri:
+        click.echo(f"  sparsesearch ui {spec_path}            # MLflow UI: parent run, trial runs, curves")
+
+
+@main.command()
+@_spec_options
+def show(spec: str | None, study_name: str | None, storage: str | None) -> None:
+    """The Pareto table and a summary of a study."""
+    from sparsesearch.config import Export
+    from sparsesearch.console import counts_text, pareto_lines
+    from sparsesearch.search import pareto
+    from sparsesearch.search.study import load, pareto_table, state_counts
+    from sparsesearch.tracking import mask_uri
+
+    name, url, spec_obj = _study_ref(spec, study_name, storage)
+    study = load(name, url)
+    trials = study.get_trials(deepcopy=False)
+    dense = study.user_attrs.get("baseline", {})
+    stored = study.user_attrs.get("spec", {})
+    rule = spec_obj.export if spec_obj else Export(**stored.get("export", {})) if stored.get("export") else Export()
+    front = pareto.front_trials(study)
+    pts = pareto.points(front)
+    try:
+        selected, why = pareto.select(pts, rule, dense.get("val_accuracy")), None
+    except pareto.NoTrialSelected as exc:
+        selected, why = None, str(exc)
+    click.echo(f"study {name!r} in {mask_uri(url)}: task {stored.get('task', '?')}, {len(trials)} trials "
+               f"({counts_text(state_counts(trials))})")
+    if dense:
+        click.echo(f"dense baseline: val {dense.get('val_accuracy', 0):.4f}, test {dense.get('test_accuracy', 0):.4f} "
+                   f"({dense.get('epochs', '?')} epochs)")
+    if pts:
+        click.echo(f"Pareto front ({len(pts)} trials, hypervolume {pareto.hypervolume(pts):.4f}; "
+                   f"* = chosen by {rule.rule}):")
+        for line in pareto_lines(pareto_table(study, front, dense, selected)):
+            click.echo(line)
+    else:
+        click.echo("no Pareto front yet: the study has no completed feasible trial")
+    if why:
+        click.echo(f"no trial selected: {why}")
+    stopped = [t for t in trials if t.state.name == "PRUNED"]
+    if stopped:
+        click.echo(f"stopped early: {len(stopped)} trials (e.g. trial {stopped[-1].number}: "
+                   f"{stopped[-1].user_attrs.get('stop_reason', '?')})")
+    tracking = study.user_attrs.get("tracking", {})
+    for uri, info in tracking.items():
+        click.echo(f"tracking: {uri}, experiment {info.get('experiment')!r}, study run {info.get('parent_run_id')}")
+
+
+@main.command()
+@_spec_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
+              help="Recipe file to write (default: STUDY.recipe.yaml).")
+@click.option("--rule", type=click.Choice(["max_sparsity_within_drop", "knee", "max_accuracy_at_sparsity"]),
+              help="Selection rule (default: the spec's export.rule).")
+@click.option("--max-drop", type=click.FloatRange(0, 1), help="max_sparsity_within_drop: allowed accuracy drop (0.01 = 1 point).")
+@click.option("--min-sparsity", type=click.FloatRange(0, 1, max_open=True), help="max_accuracy_at_sparsity: the sparsity floor.")
+@click.option("--trial", "trial_number", type=click.IntRange(min=0), help="Export this trial instead of applying a rule.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+def export(spec: str | None, study_name: str | None, storage: str | None, output: str | None, rule: str | None,
+           max_drop: float | None, min_sparsity: float | None, trial_number: int | None, force: bool) -> None:
+    """Write the chosen Pareto trial's recipe YAML (with provenance and test accuracy)."""
+    import dataclasses
+
+    from sparsesearch.config import Export
+    from sparsesearch.errors import ConfigError
+    from sparsesearch.search import pareto
+    from sparsesearch.search.export import export_recipe
+    from sparsesearch.search.study import load, recipe_for_trial
+
+    name, url, spec_obj = _study_ref(spec, study_name, storage)
+    study = load(name, url)
+    stored = study.user_attrs.get("spec", {})
+    chosen_rule = spec_obj.export if spec_obj else (Export(**stored["export"]) if stored.get("export") else Export())
+    changes = {k: v for k, v in (("rule", rule), ("max_drop", max_drop), ("min_sparsity", min_sparsity)) if v is not None}
+    chosen_rule = dataclasses.replace(chosen_rule, **changes)
+    dense = study.user_attrs.get("baseline", {})
+    if trial_number is not None:
+        trials = [t for t in study.get_trials(deepcopy=False) if t.number == trial_number]
+        if not trials or trials[0].state.name != "COMPLETE":
+            raise ConfigError("no completed trial with this number", key="--trial", value=trial_number,
+                              allowed="the number of a COMPLETE trial (see sparsesearch show)")
+        trial, how = trials[0], f"trial {trial_number} as asked"
+    else:
+        front = pareto.front_trials(study)
+        try:
+            point = pareto.select(pareto.points(front), chosen_rule, dense.get("val_accuracy"))
+        except pareto.NoTrialSelected as exc:
+            raise ConfigError(str(exc), key="--rule", value=chosen_rule.rule) from None
+        trial = next(t for t in front if t.number == point.number)
+        how = f"chosen by {chosen_rule.rule}"
+    recipe = recipe_for_trial(study, trial)
+    path = export_recipe(recipe, output or f"{name}.recipe.yaml", overwrite=force)
+    m = recipe.provenance.metrics
+    drop = "" if m.dense_val_accuracy is None else f", {100 * (m.dense_val_accuracy - m.val_accuracy):.2f} points below dense"
+    g = recipe.pruning.groups[0]
+    click.echo(f"wrote {path}: trial {trial.number} ({how}) — {g.pruning_type} {g.pattern} {g.pruning_scope}")
+    click.echo(f"  val {m.val_accuracy:.4f}{drop}; test {m.test_accuracy:.4f}; sparsity {m.sparsity:.4f}")
+    click.echo(f"check it:  sparsesearch validate {path} --task {recipe.training.task}")
+    click.echo(f"re-run it: sparsesearch reproduce {path}" + (f" --storage {url}" if storage else ""))
+
+
+@main.command()
+@click.option("--storage", metavar="URL", help="Optuna storage (default: sqlite:///sparsesearch.db).")
+def studies(storage: str | None) -> None:
+    """The studies in a storage, with their trial counts."""
+    from sparsesearch.config import DEFAULT_STORAGE
+    from sparsesearch.console import table
+    from sparsesearch.search.study import list_studies, load, state_counts
+    from sparsesearch.tracking import mask_uri
+
+    url = storage or DEFAULT_STORAGE
+    rows = []
+    for summary in list_studies(url):
+        counts = state_counts(load(summary.study_name, url).get_trials(deepcopy=False))
+        rows.append({"study": summary.study_name, "task": summary.user_attrs.get("spec", {}).get("task", "-"),
+                     "trials": summary.n_trials, "complete": counts.get("COMPLETE", 0),
+                     "stopped": counts.get("PRUNED", 0), "failed": counts.get("FAIL", 0),
+                     "running": counts.get("RUNNING", 0),
+                     "started": summary.datetime_start.strftime("%Y-%m-%d %H:%M") if summary.datetime_start else "-"})
+    if not rows:
+        click.echo(f"no studies in {mask_uri(url)}; start one with: sparsesearch run studies/quickstart.yaml")
+        return
+    click.echo(f"studies in {mask_uri(url)}:")
+    for line in table(rows, [(k, k) for k in rows[0]]):
+        click.echo("  " + line)
+
+
+@main.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False, path_type=str))
+@click.option("--tracking-uri", metavar="URI", help="MLflow store (default: the spec's, or sqlite:///mlflow.db).")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+def ui(spec: str | None, tracking_uri: str | None, port: int) -> None:
+    """Start the MLflow UI on 127.0.0.1 for a study's tracking store."""
+    import subprocess
+    from pathlib import Path
+
+    from sparsesearch.config import DEFAULT_TRACKING_URI, read_spec
+    from sparsesearch.errors import ConfigError
+    from sparsesearch.tracking import mask_uri
+
+    spec_obj = read_spec(spec) if spec else None
+    uri = tracking_uri or (spec_obj.tracking.uri if spec_obj else DEFAULT_TRACKING_URI)
+    if not uri:
+        raise ConfigError("this study has tracking turned off", key="tracking.uri", value=None,
+                          allowed="--tracking-uri URI of an MLflow store")
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        raise ConfigError("no MLflow database here yet; run a study first (sparsesearch run SPEC), or point "
+                          "--tracking-uri at the store", key="--tracking-uri", value=uri,
+                          allowed="an existing MLflow store")
+    experiment = spec_obj.experiment if spec_obj else None
+    click.echo(f"MLflow UI for {mask_uri(uri)} at http://127.0.0.1:{port}"
+               + (f" (experiment {experiment!r})" if experiment else "") + "; Ctrl-C stops it")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+               "--port", str(port)]
+    try:
+        code = subprocess.call(command)
+    except KeyboardInterrupt:
+        code = 0
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--storage", metavar="URL", help="Optuna storage of the recipe's study (default: sqlite:///sparsesearch.db).")
+@click.option("--tracking-uri", metavar="URI", help="MLflow store holding the study's dense baseline.")
+@click.option("--dense", type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="Start from this dense state_dict instead of the study's baseline.")
+def reproduce(recipe_path: str, storage: str | None, tracking_uri: str | None, dense: str | None) -> None:
+    """Re-run an exported recipe with its seed and compare with the trial it came from."""
+    from sparsesearch.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
+    from sparsesearch.recipes import load_recipe
+    from sparsesearch.search.reproduce import TOLERANCE_POINTS
+    from sparsesearch.search.reproduce import reproduce as rerun
+
+    _quiet_libraries(0)
+    recipe = load_recipe(recipe_path)
+    rep = rerun(recipe, storage=storage or DEFAULT_STORAGE, tracking_uri=tracking_uri or DEFAULT_TRACKING_URI,
+                dense=dense)
+    r = rep.result
+    click.echo(f"re-ran {recipe_path}: val {r.val_accuracy:.4f}, test {r.test_accuracy:.4f}, sparsity "
+               f"{r.sparsity:.6f} in {r.seconds:.1f}s")
+    rec = rep.recorded
+    if "val_accuracy" in rec:
+        click.echo(f"recorded: val {rec['val_accuracy']:.4f}, sparsity {rec.get('sparsity', float('nan')):.6f}; "
+                   f"accuracy {rep.accuracy_delta_points:+.2f} points, sparsity "
+                   f"{'exact' if rep.sparsity_exact else 'DIFFERENT'}")
+        click.echo("reproduced" if rep.ok else f"NOT reproduced (tolerance {TOLERANCE_POINTS} points, exact sparsity)")
+        if not rep.ok:
+            sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,23 +1,30 @@
 """Early stopping for multi-objective trials (Optuna forbids ``trial.report`` there, so this is our own).
 
-A trial is stopped when its intermediate results show it cannot reach the front. Both rules wait until
-the trial's sparsity has reached its target (before that, accuracy is still falling by design) and until
-``min_epochs`` have run, and need ``patience`` epochs in a row:
+A trial is stopped when its intermediate results show it cannot reach the front. Accuracy drops while
+sparsity ramps up and recovers during fine-tuning, so both rules wait until the trial's sparsity has been
+at its target for two epochs (and ``min_epochs`` have run), and judge the trial by an optimistic
+projection of its final accuracy: the current accuracy plus its recent rate of recovery (the mean gain
+per epoch over the last ``patience`` epochs, never negative) times the epochs left. Recovery slows down
+as it goes, so the projection overestimates, and a stopped trial would very likely have ended worse.
+A rule must hold ``patience`` epochs in a row:
 
-- ``floor``: validation accuracy more than ``margin`` below the accuracy floor (dense minus the allowed
-  drop). The trial would be infeasible, and infeasible trials are never on the front.
-- ``dominated``: some completed trial had, at the same epoch, at least this sparsity and more than
-  ``margin`` higher validation accuracy — it dominated this one at the same point of training.
+- ``floor``: the projected accuracy is more than ``margin`` below the accuracy floor (dense minus the
+  allowed drop): the trial would end infeasible, and infeasible trials are never on the front.
+- ``dominated``: a completed trial had, at the same epoch, at least this sparsity and more than ``margin``
+  higher accuracy, and it ended more than ``margin`` above this trial's projection.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sparsesearch.config import EarlyStopping
 
 Curve = Sequence[tuple[float, float]]  # per epoch: (validation accuracy, sparsity)
+
+#: epochs a trial must have spent at its target sparsity before it can be stopped
+SETTLE_EPOCHS = 2
 
 
 @dataclass
@@ -27,36 +34,57 @@ class Stopper:
     rules: EarlyStopping
     floor: float | None
     completed: Sequence[Curve]
+    epochs: int
+    history: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._streak = {"floor": 0, "dominated": 0}
+        self._at_target = 0
+
+    def projected(self, epoch: int) -> float:
+        """Optimistic final accuracy: now plus the recent gain per epoch times the epochs left."""
+        window = min(self.rules.patience, len(self.history) - 1, self._at_target - 1)
+        slope = 0.0
+        if window > 0:
+            slope = max(0.0, (self.history[-1] - self.history[-1 - window]) / window)
+        return min(1.0, self.history[-1] + slope * max(0, self.epochs - 1 - epoch))
 
     def check(self, epoch: int, accuracy: float, sparsity: float, target_reached: bool) -> str | None:
-        if not self.rules.enabled or not target_reached or epoch + 1 < self.rules.min_epochs:
+        self.history.append(accuracy)
+        self._at_target = self._at_target + 1 if target_reached else 0
+        if (not self.rules.enabled or self._at_target < SETTLE_EPOCHS or epoch + 1 < self.rules.min_epochs
+                or epoch >= self.epochs - 1):
             self._streak = dict.fromkeys(self._streak, 0)
             return None
         margin = self.rules.margin
+        projected = self.projected(epoch)
         if "floor" in self.rules.rules and self.floor is not None:
-            below = accuracy < self.floor - margin
+            below = projected < self.floor - margin
             self._streak["floor"] = self._streak["floor"] + 1 if below else 0
             if self._streak["floor"] >= self.rules.patience:
-                return (f"validation accuracy {accuracy:.4f} below the accuracy floor {self.floor:.4f} (minus margin "
-                        f"{margin:g}) for {self._streak['floor']} epochs at target sparsity {sparsity:.4f}")
+                return (f"validation accuracy {accuracy:.4f} (projected {projected:.4f}) below the accuracy floor "
+                        f"{self.floor:.4f} minus margin {margin:g} for {self._streak['floor']} epochs at target "
+                        f"sparsity {sparsity:.4f}")
         if "dominated" in self.rules.rules:
-            by = self._dominator(epoch, accuracy, sparsity)
+            by = self._dominator(epoch, accuracy, sparsity, projected)
             self._streak["dominated"] = self._streak["dominated"] + 1 if by is not None else 0
             if by is not None and self._streak["dominated"] >= self.rules.patience:
-                acc, sp = by
-                return (f"dominated at epoch {epoch} by a completed trial (accuracy {acc:.4f} vs {accuracy:.4f}, "
-                        f"sparsity {sp:.4f} vs {sparsity:.4f}) for {self._streak['dominated']} epochs")
+                acc, sp, final = by
+                return (f"dominated at epoch {epoch} by a completed trial (accuracy {acc:.4f} vs {accuracy:.4f} at "
+                        f"sparsity {sp:.4f} vs {sparsity:.4f}; it ended at {final:.4f}, this one projects "
+                        f"{projected:.4f}) for {self._streak['dominated']} epochs")
         return None
 
-    def _dominator(self, epoch: int, accuracy: float, sparsity: float) -> tuple[float, float] | None:
-        best: tuple[float, float] | None = None
+    def _dominator(self, epoch: int, accuracy: float, sparsity: float,
+                   projected: float) -> tuple[float, float, float] | None:
+        margin = self.rules.margin
+        best: tuple[float, float, float] | None = None
         for curve in self.completed:
             if epoch >= len(curve):
                 continue
             acc, sp = curve[epoch]
-            if sp >= sparsity - 1e-9 and acc > accuracy + self.rules.margin and (best is None or acc > best[0]):
-                best = (acc, sp)
+            final = curve[-1][0]
+            if (sp >= sparsity - 1e-9 and curve[-1][1] >= sparsity - 1e-9 and acc > accuracy + margin
+                    and final > projected + margin and (best is None or acc > best[0])):
+                best = (acc, sp, final)
         return best

@@ -12,10 +12,11 @@ from typing import Any
 
 from sparsesearch.recipes import Recipe, make_recipe, recipe_to_yaml, write_recipe
 
-TRAINING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed")
+TRAINING_KEYS = ("epochs", "finetune_epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed")
 
 
-def build_recipe(*, study: str, task: str | None, number: int, config: Mapping[str, Any],
+def build_recipe(*, study: str, task: str | None, task_args: Mapping[str, Any] | None = None, number: int,
+                 config: Mapping[str, Any],
                  training: Mapping[str, Any], steps_per_epoch: int | None, metrics: Mapping[str, Any] | None,
                  dense: Mapping[str, Any] | None, run_id: str | None, init: str = "dense") -> Recipe:
     """The recipe of one trial (see the module docstring)."""
@@ -46,6 +47,8 @@ def build_recipe(*, study: str, task: str | None, number: int, config: Mapping[s
     provenance["metrics"] = {k: v for k, v in provenance["metrics"].items() if v is not None}
     settings = {k: training[k] for k in TRAINING_KEYS if k in training}
     settings["task"] = task
+    settings["task_args"] = dict(task_args or {})
+    settings["init"] = init
     settings["steps_per_epoch"] = steps_per_epoch
     return make_recipe(dict(config), training=settings, provenance={k: v for k, v in provenance.items()
                                                                    if v is not None})

@@ -15,13 +15,16 @@ stopped early, ``stop_reason``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import logging
 import os
+import random
 import socket
 import tempfile
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,13 +41,15 @@ from sparsesearch.search.export import build_recipe, recipe_text
 from sparsesearch.search.space import Space, TrialPlan
 from sparsesearch.search.training import RunResult, Settings, fresh_model, load_state, run
 from sparsesearch.tasks import Splits, Task, resolve_task, steps_per_epoch
-from sparsesearch.tracking import FAILED, FINISHED, KILLED, Tracker, TrialRun, flatten, make_tracker, mask_uri
+from sparsesearch.tracking import FAILED, FINISHED, KILLED, Tracker, TrialRun, flatten, make_tracker
+from sparsesearch.urls import mask_uri, with_driver
 
 log = logging.getLogger(__name__)
 
 #: seconds without a baseline heartbeat after which another worker takes the baseline over
 BASELINE_STALE_S = 60.0
 INTERRUPTED = "interrupted by the user"
+EPOCH_KEYS = ("val_accuracy", "sparsity", "loss")
 
 
 class TrialFailed(SparseSearchError):
@@ -91,26 +96,38 @@ def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna RDB storage with heartbeats (a crashed worker's trial is marked FAIL, not left RUNNING)."""
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+def make_storage(url: str, attempts: int = 30) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage with heartbeats (a crashed worker's trial is marked FAIL, not left RUNNING).
+
+    Workers starting together on a new database race to create Optuna's tables; the losers retry.
+    """
+    from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError, SQLAlchemyError
 
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 60}}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120)
-    except ModuleNotFoundError as exc:
-        raise ConfigError(f"the database driver is not installed ({exc.name}); for PostgreSQL: pip install "
-                          "psycopg2-binary", key="storage", value=mask_uri(url),
-                          allowed="sqlite:///FILE.db, postgresql://USER@HOST/DB, mysql://...") from None
-    except (ArgumentError, ValueError) as exc:
-        raise ConfigError(f"not a database URL: {exc}", key="storage", value=mask_uri(url),
-                          allowed="sqlite:///FILE.db, postgresql://USER@HOST/DB, mysql://...") from None
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise ConfigError(f"cannot open the study storage: {reason}", key="storage", value=mask_uri(url),
-                          allowed="a reachable database URL such as sqlite:///sparsesearch.db") from None
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and exactly what we need
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=kwargs, heartbeat_interval=30,
+                                                  grace_period=120)
+        except ImportError:
+            raise ConfigError("the database driver for this URL is not installed (for PostgreSQL: pip install "
+                              "psycopg2-binary)", key="storage", value=mask_uri(url),
+                              allowed="sqlite:///FILE.db, postgresql://USER@HOST/DB, mysql://...") from None
+        except (ArgumentError, ValueError) as exc:
+            raise ConfigError(f"not a database URL: {exc}", key="storage", value=mask_uri(url),
+                              allowed="sqlite:///FILE.db, postgresql://USER@HOST/DB, mysql://...") from None
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random())  # another worker is creating the tables
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise ConfigError(f"cannot open the study storage: {reason}", key="storage", value=mask_uri(url),
+                              allowed="a reachable database URL such as sqlite:///sparsesearch.db") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
@@ -204,10 +221,15 @@ def build_context(spec: StudySpec) -> Context:
     return Context(spec, task, splits, budget, space, spe)
 
 
-def set_threads(spec: StudySpec, task: Task | None = None) -> int:
+def set_threads(configured: int | None, task: Task | None = None) -> int:
+    """torch CPU threads: the spec's ``num_threads``, else the task's hint, else 1.
+
+    One thread is fastest for small models on a shared machine (measured on digits-mlp: 2 threads were
+    several times slower on 2 busy cores); large models should set ``num_threads``.
+    """
     hint = (task.budget_hints.get("num_threads") if task is not None else None) or 1
-    threads = spec.num_threads or int(hint)
-    torch.set_num_threads(max(1, threads))
+    threads = max(1, int(configured or hint))
+    torch.set_num_threads(threads)
     return threads
 
 
@@ -232,7 +254,7 @@ def ensure_baseline(study: optuna.Study, ctx: Context, tracker: Tracker, events:
         attrs = study.user_attrs
         if "baseline" in attrs:
             ctx.dense = dict(attrs["baseline"])
-            ctx.dense_state = _load_checkpoint(ctx.dense.get("checkpoint"), tracker, workdir)
+            ctx.dense_state = load_checkpoint(ctx.dense, tracker.fetch, workdir)
             if ctx.dense_state is None:
                 log.warning("the dense baseline's checkpoint %s cannot be read; training it again",
                             ctx.dense.get("checkpoint"))
@@ -263,36 +285,56 @@ def _train_baseline(study: optuna.Study, ctx: Context, tracker: Tracker, events:
         study.set_user_attr("baseline_heartbeat", time.time())
         events.baseline_epoch(epoch, metrics)
 
-    result = run(model, ctx.splits, settings, on_epoch=beat)
+    try:
+        result = run(model, ctx.splits, settings, on_epoch=beat)
+    except KeyboardInterrupt:
+        study.set_user_attr("baseline_heartbeat", 0.0)  # release the claim: a resumed run need not wait
+        raise
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     checkpoint = workdir / "dense.pt"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_bytes(_state_bytes(state))
+    data = _state_bytes(state)
+    checkpoint.write_bytes(data)
     metrics = {"val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy,
                "train_seconds": result.seconds}
     uri = tracker.log_baseline(metrics, [{"val_accuracy": r["val_accuracy"], "loss": r["loss"]} for r in result.curve],
                                checkpoint)
     ctx.dense = {**metrics, "epochs": settings.epochs, "lr": settings.lr, "batch_size": settings.batch_size,
                  "optimizer": settings.optimizer, "seed": settings.seed,
-                 "checkpoint": uri or str(checkpoint.resolve()),
+                 "checkpoint": uri or str(checkpoint.resolve()), "local_checkpoint": str(checkpoint.resolve()),
+                 "sha256": hashlib.sha256(data).hexdigest(),
                  "curve": [round(r["val_accuracy"], 6) for r in result.curve]}
     ctx.dense_state = state
     study.set_user_attr("baseline", ctx.dense)
     events.baseline_done(ctx.dense, reused=False)
 
 
-def _load_checkpoint(uri: str | None, tracker: Tracker, workdir: Path) -> dict[str, torch.Tensor] | None:
+def load_checkpoint(baseline: Mapping[str, Any], fetch: Callable[[str, Path], Path],
+                    workdir: Path) -> dict[str, torch.Tensor] | None:
+    """The baseline's weights: from this worker's local copy when its checksum matches, else the tracker."""
+    want = baseline.get("sha256")
+    candidates: list[Any] = [workdir / "dense.pt", baseline.get("local_checkpoint")]
+    uri = baseline.get("checkpoint")
+    for path in candidates:
+        if path and Path(path).is_file():
+            data = Path(path).read_bytes()
+            if want is None or hashlib.sha256(data).hexdigest() == want:
+                return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     if not uri:
         return None
     try:
-        path = tracker.fetch(uri, Path(tempfile.mkdtemp(prefix="sparsesearch-dense-")))
-        return torch.load(path, map_location="cpu", weights_only=True)
+        path = fetch(uri, Path(tempfile.mkdtemp(prefix="sparsesearch-dense-")))
+        data = Path(path).read_bytes()
     except (OSError, RuntimeError, ValueError, SparseSearchError) as exc:
-        log.debug("cannot load %s: %s", uri, exc)
-        local = workdir / "dense.pt"
-        if local.exists():
-            return torch.load(local, map_location="cpu", weights_only=True)
+        log.warning("cannot fetch the dense baseline from %s: %s", uri, exc)
         return None
+    if want is not None and hashlib.sha256(data).hexdigest() != want:
+        log.warning("the dense baseline at %s does not match the study's checksum", uri)
+        return None
+    local = workdir / "dense.pt"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_bytes(data)
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 def default_workdir(spec: StudySpec) -> Path:
@@ -323,15 +365,15 @@ class Objective:
         plan = ctx.space.sample(trial)
         settings = ctx.settings(plan)
         config = plan.pruning.to_dict()
-        training = dataclasses.asdict(settings)
+        training = {**dataclasses.asdict(settings), "finetune_epochs": plan.finetune_epochs}
         trial.set_user_attr("config", config)
         trial.set_user_attr("training", training)
         trial.set_user_attr("summary", plan.summary)
         params = {**flatten({"pruning": config["groups"][0]}), **flatten({"training": training}),
-                  "allocation": plan.summary.get("allocation"), "finetune_epochs": plan.finetune_epochs}
+                  "allocation": plan.summary.get("allocation")}
         run_handle = self.tracker.start_trial(trial.number, params)
         self.events.trial_started(trial.number, plan.summary, plan.epochs)
-        stopper = Stopper(ctx.spec.early_stopping, ctx.floor, self._completed_curves())
+        stopper = Stopper(ctx.spec.early_stopping, ctx.floor, self._completed_curves(), epochs=plan.epochs)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> str | None:
             shown = {k: v for k, v in metrics.items() if k != "target_reached"}
@@ -364,7 +406,8 @@ class Objective:
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("curve", [[round(r["val_accuracy"], 6), round(r["sparsity"], 6)] for r in result.curve])
         trial.set_user_attr("run_id", run_id)
-        recipe = build_recipe(study=self.study.study_name, task=ctx.spec.task, number=trial.number, config=config,
+        recipe = build_recipe(study=self.study.study_name, task=ctx.spec.task, task_args=ctx.spec.task_args,
+                              number=trial.number, config=config,
                               training=training, steps_per_epoch=ctx.steps_per_epoch,
                               metrics={**metrics, "stop_reason": result.stop_reason}, dense=ctx.dense,
                               run_id=run_id, init=ctx.spec.budget.init)
@@ -390,7 +433,9 @@ class Objective:
 
     def _finish(self, trial: optuna.Trial, run_handle: TrialRun, status: str, result: RunResult | None,
                 recipe_yaml: str | None, tags: dict[str, str]) -> None:
-        metrics = dict(trial.user_attrs.get("metrics", {})) if result is not None else None
+        metrics = None
+        if result is not None:  # the per-epoch curves already end with the final val_accuracy and sparsity
+            metrics = {k: v for k, v in trial.user_attrs.get("metrics", {}).items() if k not in EPOCH_KEYS}
         self.tracker.finish_trial(run_handle, status, metrics=metrics, layers=result.layers if result else None,
                                   recipe_yaml=recipe_yaml, tags=tags)
 
@@ -455,8 +500,19 @@ def run_study(spec: StudySpec, *, events: Events | None = None, tracker: Tracker
     events = events or Events()
     quiet_optuna()
     messages: list[str] = []
-    ctx = build_context(spec)
-    set_threads(spec, ctx.task)
+    ctx = build_context(spec)  # validates the spec against the task's model before anything starts
+    own_tracker = tracker is None
+    tracker = tracker if tracker is not None else make_tracker(spec.tracking.uri)
+    try:
+        return _run(spec, ctx, events, tracker, workdir, messages, started)
+    finally:
+        if own_tracker:
+            tracker.close()
+
+
+def _run(spec: StudySpec, ctx: Context, events: Events, tracker: Tracker, workdir: Path | None, messages: list[str],
+         started: float) -> StudyResult:
+    set_threads(spec.num_threads, ctx.task)
     storage = make_storage(spec.storage)
     study, created = open_or_create(spec, storage)
     spec_data = spec.to_dict()
@@ -469,22 +525,36 @@ def run_study(spec: StudySpec, *, events: Events | None = None, tracker: Tracker
         if changed:
             messages.append("the spec differs from the one this study started with (" + ", ".join(changed[:8])
                             + (", ..." if len(changed) > 8 else "") + "); new trials use the new spec")
-    tracker = tracker if tracker is not None else make_tracker(spec.tracking.uri, spec.experiment)
     parent_id = _open_tracking(study, spec, tracker, created)
     workdir = workdir or default_workdir(spec)
-    ensure_baseline(study, ctx, tracker, events, workdir)
+    trials_run = {"n": 0}
+    try:
+        ensure_baseline(study, ctx, tracker, events, workdir)
+        _optimize(study, spec, ctx, tracker, events, created, trials_run, messages)
+        interrupted = False
+    except KeyboardInterrupt:  # Ctrl-C: the running trial has been marked; close the study run cleanly
+        interrupted = True
+    return _summarise(study, ctx, tracker, spec, interrupted, trials_run["n"], started, parent_id, messages)
 
+
+def _optimize(study: optuna.Study, spec: StudySpec, ctx: Context, tracker: Tracker, events: Events, created: bool,
+              trials_run: dict[str, int], messages: list[str]) -> None:
+    """Run trials until the study has ``n_trials`` finished trials (all workers) or the timeout passes."""
     existing = study.get_trials(deepcopy=False)
+    # a joining or resuming worker must not replay the first worker's random start-up samples
     seed = spec.seed if created or not existing else spec.seed + 7919 * len(existing) + os.getpid() % 7919
     study.sampler = make_sampler(spec, seed)
     target = spec.n_trials
     done_before = finished_count(existing)
+    if target is not None and done_before >= target:
+        messages.append(f"the study already has {done_before} finished trials (n_trials: {target}); "
+                        f"pass --n-trials {done_before + 10} to add more")
+        return
     events.trials_planned(done_before, target)
     objective = Objective(study, ctx, tracker, events)
     tags = _Pareto(tracker)
     tags.update(study)
     failures = {"in_a_row": 0}
-    trials_run = {"n": 0}
 
     def after_trial(st: optuna.Study, frozen: FrozenTrial) -> None:
         trials_run["n"] += 1
@@ -501,17 +571,8 @@ def run_study(spec: StudySpec, *, events: Events | None = None, tracker: Tracker
             if finished_count(trials) + running >= target:
                 st.stop()
 
-    interrupted = False
-    if target is not None and done_before >= target:
-        messages.append(f"the study already has {done_before} finished trials (n_trials: {target}); "
-                        f"pass --n-trials {done_before + 10} to add more")
-    else:
-        try:
-            study.optimize(objective, n_trials=None, timeout=spec.timeout, catch=(TrialFailed,),
-                           callbacks=[after_trial], gc_after_trial=False, show_progress_bar=False)
-        except KeyboardInterrupt:
-            interrupted = True
-    return _summarise(study, ctx, tracker, spec, interrupted, trials_run["n"], started, parent_id, messages)
+    study.optimize(objective, n_trials=None, timeout=spec.timeout, catch=(TrialFailed,), callbacks=[after_trial],
+                   gc_after_trial=False, show_progress_bar=False)
 
 
 def _open_tracking(study: optuna.Study, spec: StudySpec, tracker: Tracker, created: bool) -> str | None:
@@ -524,8 +585,8 @@ def _open_tracking(study: optuna.Study, spec: StudySpec, tracker: Tracker, creat
             break
         time.sleep(0.5)  # the worker that created the study is opening its run
     info = study.user_attrs.get("tracking", {}).get(key)
-    parent = tracker.open_study(study.study_name, spec=spec.to_dict(), storage=spec.storage,
-                                parent_run_id=info.get("parent_run_id") if info else None)
+    parent = tracker.open_study(study.study_name, experiment=spec.experiment, spec=spec.to_dict(),
+                                storage=spec.storage, parent_run_id=info.get("parent_run_id") if info else None)
     if parent and (not info or info.get("parent_run_id") != parent):
         all_info = dict(study.user_attrs.get("tracking", {}))
         all_info[key] = {"parent_run_id": parent, "experiment": spec.experiment}
@@ -609,7 +670,8 @@ def recipe_for_trial(study: optuna.Study, trial: FrozenTrial, *, spec_data: Mapp
     metrics = dict(trial.user_attrs.get("metrics", {}))
     if trial.user_attrs.get("stop_reason"):
         metrics["stop_reason"] = trial.user_attrs["stop_reason"]
-    return build_recipe(study=study.study_name, task=spec_data.get("task"), number=trial.number,
+    return build_recipe(study=study.study_name, task=spec_data.get("task"), task_args=spec_data.get("task_args"),
+                        number=trial.number,
                         config=trial.user_attrs["config"], training=trial.user_attrs.get("training", {}),
                         steps_per_epoch=study.user_attrs.get("steps_per_epoch"), metrics=metrics,
                         dense=study.user_attrs.get("baseline"), run_id=trial.user_attrs.get("run_id"),

@@ -9,52 +9,31 @@ the only module that imports mlflow.
 
 from __future__ import annotations
 
-import re
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+
+from sparsesearch.urls import mask_uri
 
 #: trial run statuses, as MLflow spells them
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
 
 
-def mask_uri(uri: str | None) -> str | None:
-    """``uri`` with any password (and token-like query values) replaced by ``***``, for logs and tags."""
-    if not uri:
-        return uri
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", uri)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user, sep, _password = userinfo.partition(":")
-        netloc = f"{user}:***@{host}" if sep else f"{user}@{host}"
-    query = re.sub(r"(?i)((?:password|passwd|pwd|token|secret|key)=)[^&]*", r"\1***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 class TrialRun:
-    """A handle on one trial's run; ``run_id`` may be filled in by a background writer."""
+    """A handle on one trial's run; a writer working elsewhere may supply ``run_id`` on first use."""
 
-    def __init__(self, number: int, run_id: str | None = None) -> None:
+    def __init__(self, number: int, run_id: str | None = None, *, pending: bool = False,
+                 resolver: Callable[[], str | None] | None = None) -> None:
         self.number = number
         self._run_id = run_id
-        self._ready = threading.Event()
-        if run_id is not None:
-            self._ready.set()
-
-    def resolve(self, run_id: str | None) -> None:
-        self._run_id = run_id
-        self._ready.set()
+        self._resolver = resolver if pending else None
 
     @property
     def run_id(self) -> str | None:
-        """The tracking run id (waits, briefly, for the writer to create the run)."""
-        self._ready.wait(timeout=60)
+        """The tracking run id (asked for once from the writer, which has long created it by then)."""
+        if self._resolver is not None:
+            self._run_id = self._resolver()
+            self._resolver = None
         return self._run_id
 
 
@@ -64,9 +43,10 @@ class Tracker(Protocol):
     #: whether anything is recorded (False for NullTracker)
     enabled: bool
 
-    def open_study(self, study: str, *, spec: Mapping[str, Any], storage: str,
+    def open_study(self, study: str, *, experiment: str | None = None, spec: Mapping[str, Any], storage: str,
                    parent_run_id: str | None = None) -> str | None:
-        """Start (or, with ``parent_run_id``, reopen) the study's parent run; returns its id."""
+        """Start (or, with ``parent_run_id``, reopen) the study's parent run in ``experiment`` (default: the
+        study's name); returns its id. One tracker may record several studies, one after another."""
         ...
 
     def log_baseline(self, metrics: Mapping[str, float], curve: Sequence[Mapping[str, float]],
@@ -110,13 +90,17 @@ class Tracker(Protocol):
         """Where records go, for the console (credentials masked)."""
         ...
 
+    def close(self) -> None:
+        """Write what is queued and release resources (the tracker is not used afterwards)."""
+        ...
+
 
 class NullTracker:
     """Records nothing; the baseline checkpoint stays a local file."""
 
     enabled = False
 
-    def open_study(self, study: str, *, spec: Mapping[str, Any], storage: str,
+    def open_study(self, study: str, *, experiment: str | None = None, spec: Mapping[str, Any], storage: str,
                    parent_run_id: str | None = None) -> str | None:
         return None
 
@@ -152,14 +136,28 @@ class NullTracker:
     def describe(self) -> str:
         return "tracking off"
 
+    def close(self) -> None:
+        return None
 
-def make_tracker(uri: str | None, experiment: str) -> Tracker:
+
+def make_tracker(uri: str | None) -> Tracker:
     """The tracker for ``uri`` (None: :class:`NullTracker`; anything else: MLflow)."""
     if not uri:
         return NullTracker()
     from sparsesearch.tracking.mlflow import MlflowTracker
 
-    return MlflowTracker(uri, experiment)
+    return MlflowTracker(uri)
+
+
+def fetch_artifact(tracking_uri: str | None, uri: str, dst_dir: Path) -> Path:
+    """A local copy of an artifact URI (``runs:/...`` needs the tracking URI; a plain path is returned)."""
+    if not uri.startswith("runs:/"):
+        return Path(uri)
+    if not tracking_uri:
+        raise FileNotFoundError(f"{uri} is in a tracking store, and no tracking URI was given")
+    from sparsesearch.tracking.mlflow import download
+
+    return download(tracking_uri, uri, dst_dir)
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -171,10 +169,10 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     elif isinstance(data, (list, tuple)) and data and any(isinstance(v, (Mapping, list, tuple)) for v in data):
         for i, v in enumerate(data):
             out.update(flatten(v, f"{prefix}.{i}" if prefix else str(i)))
-    else:
+    elif data is not None:
         out[prefix] = list(data) if isinstance(data, tuple) else data
     return out
 
 
-__all__ = ["FAILED", "FINISHED", "KILLED", "NullTracker", "Tracker", "TrialRun", "flatten", "make_tracker",
-           "mask_uri"]
+__all__ = ["FAILED", "FINISHED", "KILLED", "NullTracker", "Tracker", "TrialRun", "fetch_artifact", "flatten",
+           "make_tracker", "mask_uri"]

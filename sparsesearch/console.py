@@ -1,0 +1,167 @@
+"""Console output for the search commands: progress bars, tables and study summaries (used by the CLI only).
+
+Bars are drawn on stderr only when it is a terminal; otherwise (CI logs, pipes) the commands print just
+their summaries.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+
+from sparsesearch.search import pareto
+from sparsesearch.search.study import Events, StudyResult
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def pct(value: Any, digits: int = 2) -> str:
+    return "-" if value is None else f"{100.0 * float(value):.{digits}f}%"
+
+
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> list[str]:
+    """Plain aligned text: ``columns`` is (key, heading); numbers right-aligned."""
+    cells = [[_cell(row.get(key)) for key, _ in columns] for row in rows]
+    heads = [head for _, head in columns]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(heads)]
+    numeric = [all(_is_num(row.get(key)) for row in rows) for key, _ in columns]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    return [line(heads)] + [line(c) for c in cells]
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) or value is None
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "*" if value else ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+PARETO_COLUMNS = (("selected", ""), ("trial", "trial"), ("val_accuracy", "val acc"), ("sparsity", "sparsity"),
+                  ("test_accuracy", "test acc"), ("drop", "drop"), ("pruning_type", "type"), ("pattern", "pattern"),
+                  ("scope", "scope"), ("allocation", "allocation"))
+
+
+def pareto_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    return ["  " + line for line in table(rows, PARETO_COLUMNS)]
+
+
+def best_text(best: pareto.Point | None) -> str:
+    if best is None:
+        return "no feasible trial yet"
+    return f"trial {best.number}: val {best.accuracy:.4f} @ sparsity {best.sparsity:.4f}"
+
+
+class ProgressEvents(Events):
+    """tqdm bars over trials and epochs, with the best-so-far; silent when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = is_tty() if enabled is None else enabled
+        self._trials = None
+        self._epochs = None
+        self._best = "no feasible trial yet"
+
+    def _bar(self, **kwargs: Any):
+        from tqdm import tqdm
+
+        return tqdm(file=sys.stderr, dynamic_ncols=True, disable=not self.enabled, **kwargs)
+
+    def baseline_started(self, epochs: int) -> None:
+        self._epochs = self._bar(total=epochs, desc="dense baseline", unit="epoch", leave=False)
+
+    def baseline_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        if self._epochs is not None:
+            self._epochs.set_postfix_str(f"val {metrics.get('val_accuracy', 0):.4f}", refresh=False)
+            self._epochs.update(1)
+
+    def baseline_done(self, metrics: Mapping[str, float], reused: bool) -> None:
+        if self._epochs is not None:
+            self._epochs.close()
+            self._epochs = None
+        how = "reused" if reused else "trained"
+        click.echo(f"dense baseline ({how}): val {metrics.get('val_accuracy', 0):.4f}, "
+                   f"test {metrics.get('test_accuracy', 0):.4f}", err=True)
+
+    def trials_planned(self, done: int, target: int | None) -> None:
+        total = None if target is None else max(target - done, 0)
+        self._trials = self._bar(total=total, desc="trials", unit="trial")
+
+    def trial_started(self, number: int, summary: Mapping[str, Any], epochs: int) -> None:
+        if self._epochs is not None:
+            self._epochs.close()
+        label = f"trial {number} {summary.get('pruning_type')} {summary.get('pattern')} {summary.get('scope')} " \
+                f"{pct(summary.get('target_sparsity'), 1)}"
+        self._epochs = self._bar(total=epochs, desc=label, unit="epoch", leave=False)
+
+    def trial_epoch(self, number: int, epoch: int, metrics: Mapping[str, float]) -> None:
+        if self._epochs is not None:
+            self._epochs.set_postfix_str(f"val {metrics.get('val_accuracy', 0):.4f} "
+                                         f"sparsity {metrics.get('sparsity', 0):.4f}", refresh=False)
+            self._epochs.update(1)
+
+    def trial_done(self, number: int, state: str, values: tuple[float, float] | None, reason: str | None,
+                   best: pareto.Point | None) -> None:
+        if self._epochs is not None:
+            self._epochs.close()
+            self._epochs = None
+        if best is not None:
+            self._best = best_text(best)
+        if self._trials is not None and state != "INTERRUPTED":
+            self._trials.set_postfix_str(f"best {self._best}", refresh=False)
+            self._trials.update(1)
+
+    def close(self) -> None:
+        for bar in (self._epochs, self._trials):
+            if bar is not None:
+                bar.close()
+        self._epochs = self._trials = None
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    parts = [f"{counts.get('COMPLETE', 0)} complete", f"{counts.get('PRUNED', 0)} stopped early",
+             f"{counts.get('FAIL', 0)} failed"]
+    if counts.get("RUNNING"):
+        parts.append(f"{counts['RUNNING']} running")
+    return ", ".join(parts)
+
+
+def result_lines(result: StudyResult, rows: Sequence[Mapping[str, Any]], rule_text: str) -> list[str]:
+    total = sum(result.counts.values())
+    lines = [f"study {result.name!r}: {total} trials ({counts_text(result.counts)}); this run: "
+             f"{result.trials_run} trials in {fmt_duration(result.seconds)}"]
+    if result.dense:
+        lines.append(f"dense baseline: val {result.dense.get('val_accuracy', 0):.4f}, "
+                     f"test {result.dense.get('test_accuracy', 0):.4f}")
+    if rows:
+        lines.append(f"Pareto front ({len(rows)} trials, hypervolume {result.hypervolume:.4f}; * = exported):")
+        lines += pareto_lines(rows)
+    if result.selected is not None:
+        lines.append(f"selected by {rule_text}: trial {result.selected.number}")
+    elif result.selection_error:
+        lines.append(f"no trial selected: {result.selection_error}")
+    return lines

@@ -1,0 +1,94 @@
+"""Re-running a recipe exported from a study, to check it reproduces the trial it came from.
+
+The recipe holds the pruning config and the training settings; the starting weights (the study's dense
+baseline) come from the study: this worker's local copy when its checksum matches, else the tracking
+store, or an explicit checkpoint file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sparsesearch.errors import ConfigError
+from sparsesearch.recipes import Recipe
+from sparsesearch.search.study import load, load_checkpoint, set_threads
+from sparsesearch.search.training import RunResult, Settings, fresh_model, load_state, run
+from sparsesearch.tasks import resolve_task
+from sparsesearch.tracking import fetch_artifact
+
+#: what "reproduces" means: validation accuracy within this many points, sparsity exact (counted weights)
+TOLERANCE_POINTS = 0.5
+
+
+@dataclass
+class Reproduction:
+    result: RunResult
+    recorded: dict[str, float]
+
+    @property
+    def accuracy_delta_points(self) -> float | None:
+        rec = self.recorded.get("val_accuracy")
+        return None if rec is None else 100.0 * (self.result.val_accuracy - rec)
+
+    @property
+    def sparsity_exact(self) -> bool | None:
+        rec = self.recorded.get("sparsity")
+        return None if rec is None else abs(self.result.sparsity - rec) < 1e-12
+
+    @property
+    def ok(self) -> bool:
+        delta = self.accuracy_delta_points
+        return delta is not None and abs(delta) <= TOLERANCE_POINTS and bool(self.sparsity_exact)
+
+
+def reproduce(recipe: Recipe, *, storage: str | None = None, tracking_uri: str | None = None,
+              dense: str | Path | None = None, workdir: Path | None = None) -> Reproduction:
+    """Train again exactly as the recipe says, from the study's dense weights; compare with its metrics."""
+    training = recipe.training
+    if training is None or not training.task:
+        raise ConfigError("the recipe names no task to train on, so it cannot be re-run here; apply it in your own "
+                          "training loop (Pruner.from_recipe)", key="training.task", value=None,
+                          allowed="a recipe exported by `sparsesearch export`")
+    prov = recipe.provenance
+    spec: dict[str, Any] = {}
+    baseline: dict[str, Any] = {}
+    if prov.study and storage:
+        study = load(prov.study, storage)
+        spec = dict(study.user_attrs.get("spec", {}))
+        baseline = dict(study.user_attrs.get("baseline", {}))
+    task = resolve_task(training.task, training.task_args or spec.get("task_args") or {})
+    set_threads(spec.get("num_threads"), task)
+    init = training.init
+    model = fresh_model(task, training.seed)
+    if init == "dense":
+        state = _dense_state(baseline, dense, tracking_uri or (spec.get("tracking") or {}).get("uri"),
+                             workdir or Path(".sparsesearch") / (prov.study or "study"))
+        load_state(model, state)
+    settings = Settings(training.epochs, training.batch_size, training.optimizer, training.lr, training.weight_decay,
+                        training.momentum, training.seed)
+    result = run(model, task.splits(training.seed), settings, pruning=recipe.pruning)
+    recorded = {k: v for k, v in vars(prov.metrics).items() if v is not None}
+    return Reproduction(result, recorded)
+
+
+def _dense_state(baseline: dict[str, Any], dense: str | Path | None, tracking_uri: str | None,
+                 workdir: Path) -> dict[str, torch.Tensor]:
+    if dense is not None:
+        try:
+            return torch.load(Path(dense), map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError) as exc:
+            raise ConfigError(f"cannot read the dense checkpoint: {exc}", key="--dense", value=str(dense),
+                              allowed="a state_dict saved with torch.save") from None
+    if not baseline:
+        raise ConfigError("the recipe fine-tunes from its study's dense baseline, and the study was not found",
+                          key="provenance.study", allowed="--storage URL of the study, or --dense CHECKPOINT")
+    state = load_checkpoint(baseline, lambda uri, dst: fetch_artifact(tracking_uri, uri, dst), workdir)
+    if state is None:
+        raise ConfigError("the study's dense baseline checkpoint cannot be found here", key="--dense",
+                          value=baseline.get("checkpoint"),
+                          allowed="--tracking-uri of the study's MLflow store, or --dense CHECKPOINT")
+    return state

@@ -1,0 +1,124 @@
+"""Export rules on constructed fronts, hypervolume, and our multi-objective early stopping."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparsesearch.config import EarlyStopping, Export
+from sparsesearch.search.early_stopping import Stopper
+from sparsesearch.search.pareto import NoTrialSelected, Point, hypervolume, knee, non_dominated, select
+
+FRONT = [
+    Point(1, 0.990, 0.50),
+    Point(2, 0.985, 0.80),
+    Point(3, 0.980, 0.90),
+    Point(4, 0.960, 0.95),
+    Point(5, 0.900, 0.98),
+    Point(6, 0.600, 0.99),
+]
+
+
+def test_max_sparsity_within_drop_picks_the_sparsest_within_the_drop():
+    assert select(FRONT, Export(max_drop=0.01), dense_accuracy=0.99).number == 3
+    assert select(FRONT, Export(max_drop=0.03), dense_accuracy=0.99).number == 4
+    assert select(FRONT, Export(max_drop=0.0), dense_accuracy=0.99).number == 1
+    assert select(FRONT, Export(max_drop=0.5), dense_accuracy=0.99).number == 6
+
+
+def test_max_sparsity_within_drop_explains_when_nothing_qualifies():
+    with pytest.raises(NoTrialSelected, match="most accurate is trial 1"):
+        select(FRONT, Export(max_drop=0.001), dense_accuracy=0.999)
+    with pytest.raises(NoTrialSelected, match="no Pareto front"):
+        select([], Export(), dense_accuracy=0.99)
+
+
+def test_max_accuracy_at_sparsity():
+    rule = Export(rule="max_accuracy_at_sparsity", min_sparsity=0.9)
+    assert select(FRONT, rule, None).number == 3
+    assert select(FRONT, Export(rule="max_accuracy_at_sparsity", min_sparsity=0.985), None).number == 6
+    with pytest.raises(NoTrialSelected, match="sparsest is trial 6"):
+        select(FRONT, Export(rule="max_accuracy_at_sparsity", min_sparsity=0.995), None)
+
+
+def test_knee_is_the_point_farthest_above_the_line_between_the_ends():
+    # scaled over the front: trial 4 -> (0.923, 0.918), sum 1.841, beats trial 3 (1.790) and trial 5 (1.749)
+    assert knee(FRONT).number == 4
+    assert select(FRONT, Export(rule="knee"), None).number == 4
+    assert knee([Point(1, 0.9, 0.5)]).number == 1
+    assert knee([Point(1, 0.9, 0.5), Point(2, 0.8, 0.9)]).number == 2
+
+
+def test_ties_prefer_the_other_objective():
+    tied = [Point(1, 0.98, 0.9), Point(2, 0.99, 0.9)]
+    assert select(tied, Export(max_drop=0.05), dense_accuracy=0.99).number == 2
+
+
+def test_hypervolume_of_a_known_front():
+    # staircase under (0.9, 0.5) and (0.5, 0.9): 0.9*0.5 + 0.5*(0.9-0.5) = 0.65
+    pts = [Point(0, 0.9, 0.5), Point(1, 0.5, 0.9)]
+    assert hypervolume(pts) == pytest.approx(0.65)
+    assert hypervolume(pts + [Point(2, 0.4, 0.4)]) == pytest.approx(0.65)  # dominated points add nothing
+    assert hypervolume([]) == 0.0
+
+
+def test_non_dominated():
+    pts = FRONT + [Point(7, 0.95, 0.90), Point(8, 0.99, 0.50)]
+    assert {p.number for p in non_dominated(pts)} == {1, 2, 3, 4, 5, 6, 8}
+
+
+# ---------------------------------------------------------------------------------- early stopping
+
+
+def rules(**kw) -> EarlyStopping:
+    return EarlyStopping(**{"min_epochs": 0, "patience": 2, "margin": 0.01, **kw})
+
+
+def test_floor_rule_waits_for_the_target_and_two_settled_epochs():
+    stopper = Stopper(rules(rules=("floor",)), floor=0.9, completed=[], epochs=10)
+    assert stopper.check(0, 0.5, 0.5, target_reached=False) is None  # still ramping
+    assert stopper.check(1, 0.5, 0.9, target_reached=True) is None  # first epoch at target
+    assert stopper.check(2, 0.5, 0.9, target_reached=True) is None  # settled; below the floor once
+    reason = stopper.check(3, 0.5, 0.9, target_reached=True)  # flat, far below: cannot reach the floor
+    assert reason is not None and "accuracy floor" in reason
+
+
+def test_floor_rule_spares_a_trial_that_is_recovering_fast_enough():
+    stopper = Stopper(rules(rules=("floor",)), floor=0.9, completed=[], epochs=12)
+    curve = [0.6, 0.3, 0.45, 0.6, 0.7, 0.78, 0.84, 0.88, 0.9, 0.91, 0.92, 0.92]  # recovers to the floor
+    assert all(stopper.check(e, a, 0.99, target_reached=e >= 1) is None for e, a in enumerate(curve))
+
+
+def test_floor_rule_stops_a_trial_recovering_too_slowly():
+    stopper = Stopper(rules(rules=("floor",)), floor=0.9, completed=[], epochs=12)
+    curve = [0.6, 0.3, 0.31, 0.32, 0.33, 0.34]
+    reasons = [stopper.check(e, a, 0.99, target_reached=e >= 1) for e, a in enumerate(curve)]
+    assert reasons[:3] == [None, None, None] and reasons[3] is not None
+
+
+def test_floor_rule_resets_when_the_projection_recovers():
+    stopper = Stopper(rules(rules=("floor",), margin=0.0), floor=0.9, completed=[], epochs=20)
+    assert [stopper.check(e, a, 0.9, True) for e, a in enumerate([0.5, 0.5, 0.5])][2] is None
+    assert stopper.check(3, 0.7, 0.9, True) is None  # +0.2/epoch projects far above the floor
+
+
+def test_dominated_rule_compares_at_the_same_epoch_and_at_the_end():
+    completed = [[(0.9, 0.95), (0.96, 0.95), (0.97, 0.95), (0.98, 0.95), (0.98, 0.95), (0.98, 0.95)]]
+    stopper = Stopper(rules(rules=("dominated",)), floor=None, completed=completed, epochs=6)
+    assert stopper.check(0, 0.90, 0.90, True) is None
+    assert stopper.check(1, 0.93, 0.90, True) is None  # settling
+    assert stopper.check(2, 0.93, 0.90, True) is None  # dominated once
+    reason = stopper.check(3, 0.93, 0.90, True)
+    assert reason is not None and "dominated at epoch 3" in reason
+
+
+def test_sparser_trials_are_not_dominated():
+    completed = [[(0.99, 0.90)] * 6]
+    stopper = Stopper(rules(rules=("dominated",), patience=1), floor=None, completed=completed, epochs=6)
+    assert all(stopper.check(e, 0.5, 0.95, True) is None for e in range(6))
+
+
+def test_the_last_epoch_is_never_cut_and_disabled_never_stops():
+    stopper = Stopper(rules(rules=("floor",), patience=1), floor=0.99, completed=[], epochs=3)
+    assert [stopper.check(e, 0.1, 0.9, True) for e in range(3)] == [None, None, None]  # only epoch 1 could stop
+    stopper = Stopper(EarlyStopping(enabled=False), floor=0.99, completed=[[(1.0, 1.0)] * 5], epochs=5)
+    assert all(stopper.check(e, 0.0, 0.5, True) is None for e in range(5))

@@ -1,0 +1,87 @@
+"""Several workers share one study through PostgreSQL (Optuna) and one MLflow store (also PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import optuna
+import pytest
+import yaml
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from sparsesearch.urls import with_driver
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+HOST = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture
+def databases():
+    """Two throwaway databases (Optuna, MLflow) created in the server's ``test`` database's cluster."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        admin = psycopg2.connect(host="127.0.0.1", port=5432, dbname="test", user="postgres", connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432: {exc}")
+    admin.autocommit = True
+    names = [f"ss_{kind}_{uuid.uuid4().hex[:10]}" for kind in ("optuna", "mlflow")]
+    with admin.cursor() as cur:
+        for name in names:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield tuple(f"{HOST}/{name}" for name in names)
+    finally:
+        with admin.cursor() as cur:
+            for name in names:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_two_workers_share_one_study(databases, tmp_path):
+    optuna_url, mlflow_url = databases
+    spec = {
+        "name": "shared", "task": "digits-mlp", "n_trials": 6,
+        "budget": {"epochs": 4, "dense_epochs": 10},
+        "space": {"pruning_types": ["magnitude", "snip_momentum"], "sparsity": [0.5, 0.95]},
+        "storage": optuna_url, "tracking": {"uri": mlflow_url},
+    }
+    path = tmp_path / "shared.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    workers = []
+    for i in range(2):
+        cwd = tmp_path / f"worker{i}"  # separate working directories, as on separate machines
+        cwd.mkdir()
+        workers.append(subprocess.Popen([sys.executable, "-m", "sparsesearch.cli", "run", str(path)], cwd=cwd, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    for w, out in zip(workers, outputs):
+        assert w.returncode == 0, out
+
+    trained = sum("dense baseline (trained)" in out for out in outputs)
+    reused = sum("dense baseline (reused)" in out for out in outputs)
+    assert (trained, reused) == (1, 1), outputs  # the baseline is trained once, by one worker
+    ran = [int(re.search(r"this run: (\d+) trials", out).group(1)) for out in outputs]
+    assert all(n >= 1 for n in ran), outputs  # both workers ran trials of the one study
+
+    study = optuna.load_study(study_name="shared", storage=with_driver(optuna_url))
+    trials = study.get_trials()
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert 6 <= len(finished) <= 7 and not [t for t in trials if t.state == TrialState.RUNNING]
+    assert len({t.user_attrs.get("summary", {}).get("target_sparsity") for t in finished}) == len(finished)
+
+    client = MlflowClient(with_driver(mlflow_url))
+    exp = client.get_experiment_by_name("shared")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("sparsesearch.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("sparsesearch.role") == "trial"]
+    assert len(parents) == 1
+    assert len(children) == len(trials)
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert not [r for r in runs if r.info.status == "RUNNING"]
