@@ -110,12 +110,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--blocks", type=int, default=9)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 keeps the timing steady)")
     parser.add_argument("--global-child", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.global_child is not None:
         global_update_child(args.global_child)
         return
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     cases = [
         ("MLP 64-256-128-10, batch 64", mlp, torch.randn(64, 64, generator=g), torch.randint(0, 10, (64,), generator=g)),

@@ -116,8 +116,9 @@ def _quiet_libraries(verbose: int) -> None:
         import os
 
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
-        for name in ("mlflow", "optuna", "alembic"):
+        for name in ("mlflow", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("optuna").setLevel(logging.ERROR)  # failed trials are reported by sparsesearch itself
 
 
 def _study_ref(spec_path: str | None, study: str | None, storage: str | None):
@@ -230,7 +231,8 @@ def show(spec: str | None, study_name: str | None, storage: str | None) -> None:
         click.echo(f"dense baseline: val {dense.get('val_accuracy', 0):.4f}, test {dense.get('test_accuracy', 0):.4f} "
                    f"({dense.get('epochs', '?')} epochs)")
     if pts:
-        click.echo(f"Pareto front ({len(pts)} trials, hypervolume {pareto.hypervolume(pts):.4f}; "
+        hv = pareto.study_hypervolume(pts, stored, dense.get("val_accuracy"))
+        click.echo(f"Pareto front ({len(pts)} trials, hypervolume {hv:.4f}; "
                    f"* = chosen by {rule.rule}):")
         for line in pareto_lines(pareto_table(study, front, dense, selected)):
             click.echo(line)

@@ -176,10 +176,6 @@ class SearchSpace:
                                       allowed="a Python regular expression matched against dotted module names"
                                       ) from None
         lo, hi = self.layer_bounds
-        if not lo <= self.sparsity[0] and self.sparsity[1] <= hi:
-            raise ConfigError(f"the overall sparsity range {list(self.sparsity)} must lie within the per-layer bounds "
-                              f"{list(self.layer_bounds)}", key="sparsity", value=list(self.sparsity),
-                              allowed=f"a range within [{lo}, {hi}]")
         if self.sparsity[1] > hi or self.sparsity[0] < lo:
             raise ConfigError(f"the overall sparsity range {list(self.sparsity)} must lie within the per-layer bounds "
                               f"{list(self.layer_bounds)}", key="sparsity", value=list(self.sparsity),
@@ -255,6 +251,9 @@ class StudySpec:
     objectives: tuple[str, ...] = schema.spec(OBJECTIVES, choices=OBJECTIVES)
     constraints: Constraints = dataclasses.field(default_factory=Constraints)
     early_stopping: EarlyStopping = dataclasses.field(default_factory=EarlyStopping)
+    warm_start: tuple[float, ...] = schema.spec(
+        (0.9, 0.95, 0.98, 0.99), ge=0.0, lt=1.0,
+        doc="sparsities at which a new study first tries the classic baseline (global magnitude, cubic)")
     sampler: str = schema.spec("tpe", choices=SAMPLERS)
     n_startup_trials: int = schema.spec(10, ge=0, doc="random trials before the sampler models the front")
     n_trials: int | None = schema.spec(40, gt=0, doc="finished trials the study should have (all workers)")

@@ -145,6 +145,8 @@ class ProgressEvents(Events):
 def counts_text(counts: Mapping[str, int]) -> str:
     parts = [f"{counts.get('COMPLETE', 0)} complete", f"{counts.get('PRUNED', 0)} stopped early",
              f"{counts.get('FAIL', 0)} failed"]
+    if counts.get("INTERRUPTED"):
+        parts.append(f"{counts['INTERRUPTED']} interrupted")
     if counts.get("RUNNING"):
         parts.append(f"{counts['RUNNING']} running")
     return ", ".join(parts)

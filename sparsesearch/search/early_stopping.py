@@ -1,17 +1,20 @@
 """Early stopping for multi-objective trials (Optuna forbids ``trial.report`` there, so this is our own).
 
 A trial is stopped when its intermediate results show it cannot reach the front. Accuracy drops while
-sparsity ramps up and recovers during fine-tuning, so both rules wait until the trial's sparsity has been
-at its target for two epochs (and ``min_epochs`` have run), and judge the trial by an optimistic
-projection of its final accuracy: the current accuracy plus its recent rate of recovery (the mean gain
+sparsity ramps up and recovers during fine-tuning, so the floor rule waits until the trial's sparsity has
+been at its target for two epochs, and both rules judge a settled trial by an optimistic projection of
+its final accuracy: the current accuracy plus its recent rate of recovery (the mean gain
 per epoch over the last ``patience`` epochs, never negative) times the epochs left. Recovery slows down
 as it goes, so the projection overestimates, and a stopped trial would very likely have ended worse.
 A rule must hold ``patience`` epochs in a row:
 
 - ``floor``: the projected accuracy is more than ``margin`` below the accuracy floor (dense minus the
   allowed drop): the trial would end infeasible, and infeasible trials are never on the front.
-- ``dominated``: a completed trial had, at the same epoch, at least this sparsity and more than ``margin``
-  higher accuracy, and it ended more than ``margin`` above this trial's projection.
+- ``dominated``: a completed trial that ended at least as sparse as this trial's target had, at the same
+  epoch, at least this sparsity and more than ``margin`` higher accuracy, and it ended more than
+  ``margin`` above this trial (above its projection once settled at target; while this trial still ramps,
+  above its current accuracy, which pruning further will only lower). This rule may stop a trial during
+  its ramp.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Stopper:
     floor: float | None
     completed: Sequence[Curve]
     epochs: int
+    target: float = 0.0
     history: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -52,39 +56,42 @@ class Stopper:
     def check(self, epoch: int, accuracy: float, sparsity: float, target_reached: bool) -> str | None:
         self.history.append(accuracy)
         self._at_target = self._at_target + 1 if target_reached else 0
-        if (not self.rules.enabled or self._at_target < SETTLE_EPOCHS or epoch + 1 < self.rules.min_epochs
-                or epoch >= self.epochs - 1):
+        if not self.rules.enabled or epoch + 1 < self.rules.min_epochs or epoch >= self.epochs - 1:
             self._streak = dict.fromkeys(self._streak, 0)
             return None
         margin = self.rules.margin
-        projected = self.projected(epoch)
-        if "floor" in self.rules.rules and self.floor is not None:
+        settled = self._at_target >= SETTLE_EPOCHS
+        projected = self.projected(epoch) if settled else accuracy
+        if "floor" in self.rules.rules and self.floor is not None and settled:
             below = projected < self.floor - margin
             self._streak["floor"] = self._streak["floor"] + 1 if below else 0
             if self._streak["floor"] >= self.rules.patience:
                 return (f"validation accuracy {accuracy:.4f} (projected {projected:.4f}) below the accuracy floor "
                         f"{self.floor:.4f} minus margin {margin:g} for {self._streak['floor']} epochs at target "
                         f"sparsity {sparsity:.4f}")
+        else:
+            self._streak["floor"] = 0
         if "dominated" in self.rules.rules:
             by = self._dominator(epoch, accuracy, sparsity, projected)
             self._streak["dominated"] = self._streak["dominated"] + 1 if by is not None else 0
             if by is not None and self._streak["dominated"] >= self.rules.patience:
                 acc, sp, final = by
+                what = f"this one projects {projected:.4f}" if settled else f"this one is at {accuracy:.4f} and ramping"
                 return (f"dominated at epoch {epoch} by a completed trial (accuracy {acc:.4f} vs {accuracy:.4f} at "
-                        f"sparsity {sp:.4f} vs {sparsity:.4f}; it ended at {final:.4f}, this one projects "
-                        f"{projected:.4f}) for {self._streak['dominated']} epochs")
+                        f"sparsity {sp:.4f} vs {sparsity:.4f}; it ended at {final:.4f}, {what}) for "
+                        f"{self._streak['dominated']} epochs")
         return None
 
     def _dominator(self, epoch: int, accuracy: float, sparsity: float,
-                   projected: float) -> tuple[float, float, float] | None:
+                   reference: float) -> tuple[float, float, float] | None:
         margin = self.rules.margin
         best: tuple[float, float, float] | None = None
         for curve in self.completed:
             if epoch >= len(curve):
                 continue
             acc, sp = curve[epoch]
-            final = curve[-1][0]
-            if (sp >= sparsity - 1e-9 and curve[-1][1] >= sparsity - 1e-9 and acc > accuracy + margin
-                    and final > projected + margin and (best is None or acc > best[0])):
-                best = (acc, sp, final)
+            final_acc, final_sp = curve[-1]
+            if (sp >= sparsity - 1e-9 and final_sp >= max(sparsity, self.target) - 1e-9 and acc > accuracy + margin
+                    and final_acc > reference + margin and (best is None or acc > best[0])):
+                best = (acc, sp, final_acc)
         return best

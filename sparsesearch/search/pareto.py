@@ -1,8 +1,10 @@
 """The Pareto front (from Optuna), its hypervolume (Optuna's implementation), and the export rules.
 
-Points are (validation accuracy, sparsity), both maximised. The hypervolume is measured against the
-reference point (accuracy 0, sparsity 0), so it is the area of the unit square the front dominates: a
-number in [0, 1] comparable across studies of the same task.
+Points are (validation accuracy, sparsity), both maximised. The study's hypervolume is the share of the
+box between its reference point and (1, 1) that the front dominates, a number in [0, 1]. The reference is
+(the accuracy floor, the lowest sparsity searched): the accuracy floor is dense accuracy minus the
+allowed drop (0 without a constraint). Measured against (0, 0) instead, every decent front scores about
+0.98 on digits-mlp and samplers cannot be told apart.
 
 Selection rules pick one front trial:
 
@@ -52,13 +54,33 @@ def points(trials: Sequence[FrozenTrial]) -> list[Point]:
     return [Point(t.number, float(t.values[0]), float(t.values[1])) for t in trials if t.values]
 
 
-def hypervolume(pts: Sequence[Point], reference: tuple[float, float] = REFERENCE) -> float:
-    """Area dominated by ``pts`` above ``reference`` (maximised objectives), via Optuna's WFG."""
+def hypervolume(pts: Sequence[Point], reference: tuple[float, float] = REFERENCE, *,
+                normalize: bool = False) -> float:
+    """Area dominated by ``pts`` above ``reference`` (maximised objectives), via Optuna's WFG; with
+    ``normalize``, as a share of the box from ``reference`` to (1, 1)."""
     usable = [p for p in pts if p.accuracy >= reference[0] and p.sparsity >= reference[1]]
     if not usable:
         return 0.0
     losses = np.array([[-p.accuracy, -p.sparsity] for p in usable], dtype=float)
-    return float(compute_hypervolume(losses, -np.asarray(reference, dtype=float)))
+    volume = float(compute_hypervolume(losses, -np.asarray(reference, dtype=float)))
+    if normalize:
+        box = (1.0 - reference[0]) * (1.0 - reference[1])
+        return volume / box if box > 0 else 0.0
+    return volume
+
+
+def reference_point(dense_accuracy: float | None, max_drop: float | None, sparsity_low: float) -> tuple[float, float]:
+    """The study's hypervolume reference: (accuracy floor, lowest sparsity searched)."""
+    floor = dense_accuracy - max_drop if dense_accuracy is not None and max_drop is not None else 0.0
+    return (max(0.0, floor), sparsity_low)
+
+
+def study_hypervolume(pts: Sequence[Point], spec_data: dict | None, dense_accuracy: float | None) -> float:
+    """The normalised hypervolume of a study's front (see the module docstring)."""
+    spec_data = spec_data or {}
+    drop = (spec_data.get("constraints") or {}).get("max_accuracy_drop", 0.05)
+    low = ((spec_data.get("space") or {}).get("sparsity") or [0.0])[0]
+    return hypervolume(pts, reference_point(dense_accuracy, drop, float(low)), normalize=True)
 
 
 def non_dominated(pts: Sequence[Point]) -> list[Point]:

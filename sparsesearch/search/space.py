@@ -270,12 +270,52 @@ class Space:
         return TrialPlan(PruningConfig((group,)), epochs, self.steps_per_epoch, float(lr), float(target), finetune,
                          summary)
 
-    def plan_from_config(self, config: PruningConfig, *, lr: float, epochs: int | None = None) -> TrialPlan:
-        """A plan for an explicit config (baselines, reproductions)."""
-        group = config.groups[0]
-        return TrialPlan(config, int(epochs or self.budget.epochs or 1), self.steps_per_epoch, lr,
-                         group.target_sparsity, 0, {"pruning_type": group.pruning_type, "pattern": group.pattern,
-                                                    "scope": group.pruning_scope})
+    def warm_start(self, levels: Sequence[float]) -> list[tuple[dict[str, Any], str]]:
+        """Optuna params for the classic baseline at each sparsity level: global (else uniform local)
+        magnitude pruning, unstructured, cubic ramp over the first 2/3 of training, and the top of the
+        learning-rate range (fine-tuning a heavily pruned model recovers faster with a large step: on
+        digits-mlp at 99 %, 8e-3 beat 3e-3 by 2-5 points). A study enqueues them first, so its front starts
+        no worse than what one would try by hand. Levels outside the space are skipped."""
+        sp, sched = self.space, self.space.schedule
+        ptype = "magnitude" if "magnitude" in sp.pruning_types else sp.pruning_types[0]
+        pattern_name = "1x1" if "1x1" in sp.patterns else sp.patterns[0]
+        pattern = self.patterns[pattern_name]
+        scope = "global" if "global" in sp.scopes and pattern.max_sparsity >= 1.0 else "local"
+        lo, hi = sp.sparsity
+        capped = pattern.max_sparsity < 1.0 and pattern.max_sparsity < hi
+        hi = min(hi, pattern.max_sparsity)
+        out = []
+        for level in levels:
+            if not lo <= level <= hi:
+                continue
+            p: dict[str, Any] = {}
+            if len(sp.pruning_types) > 1:
+                p["pruning_type"] = ptype
+            if len(sp.patterns) > 1:
+                p["pattern"] = pattern_name
+            if pattern.max_sparsity >= 1.0 and len(sp.scopes) > 1:
+                p["scope"] = scope
+            if lo != hi:
+                p[f"density|{pattern_name}" if capped else "density"] = 1.0 - level
+            if scope == "local" and len(self.layers) > 1 and (sp.layer_freedom > 0 or "erk" in sp.allocations):
+                if len(sp.allocations) > 1:
+                    p["allocation"] = "uniform" if "uniform" in sp.allocations else sp.allocations[0]
+                if sp.layer_freedom > 0:
+                    p.update({f"layer:{layer.name}": 0.0 for layer in self.layers})
+            if len(sched.ramps) > 1:
+                p["ramp"] = "cubic" if "cubic" in sched.ramps else sched.ramps[0]
+            for key, bounds in (("start", sched.start), ("end", sched.end)):
+                if bounds[0] != bounds[1]:
+                    p[key] = bounds[0] if key == "start" else min(max(2.0 / 3.0, bounds[0]), bounds[1])
+            for key, bounds in (("frequency", sched.frequency), ("finetune_epochs", sched.finetune_epochs)):
+                if bounds[0] != bounds[1]:
+                    p[key] = bounds[0]
+            if sp.lr is not None and sp.lr[0] != sp.lr[1]:
+                p["lr"] = sp.lr[1]  # a pruned model recovers faster with a large step (measured on digits-mlp)
+            if ptype == "group_lasso" and sp.reg_coeff[0] != sp.reg_coeff[1]:
+                p["reg_coeff"] = math.sqrt(sp.reg_coeff[0] * sp.reg_coeff[1])
+            out.append((p, f"{scope} {ptype} {pattern_name} at {level:g}"))
+        return out
 
 
 def _choice(trial: Suggest, name: str, choices: Sequence[Any]) -> Any:

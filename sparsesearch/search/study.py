@@ -93,7 +93,9 @@ class StudyResult:
 
 
 def quiet_optuna() -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """Optuna logs every trial at INFO; the search reports trials itself (a caller may quieten it further)."""
+    if optuna.logging.get_verbosity() < optuna.logging.WARNING:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def make_storage(url: str, attempts: int = 30) -> optuna.storages.BaseStorage:
@@ -166,9 +168,13 @@ def finished_count(trials: list[FrozenTrial]) -> int:
 
 
 def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Trials by state; failed trials that were interrupted by the user are counted as INTERRUPTED."""
     counts: dict[str, int] = {}
     for t in trials:
-        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+        name = t.state.name
+        if t.state == TrialState.FAIL and t.user_attrs.get("stop_reason") == INTERRUPTED:
+            name = "INTERRUPTED"
+        counts[name] = counts.get(name, 0) + 1
     return counts
 
 
@@ -371,9 +377,12 @@ class Objective:
         trial.set_user_attr("summary", plan.summary)
         params = {**flatten({"pruning": config["groups"][0]}), **flatten({"training": training}),
                   "allocation": plan.summary.get("allocation")}
-        run_handle = self.tracker.start_trial(trial.number, params)
+        warm = trial.user_attrs.get("warm_start")
+        run_handle = self.tracker.start_trial(trial.number, params,
+                                              tags={"sparsesearch.warm_start": warm} if warm else None)
         self.events.trial_started(trial.number, plan.summary, plan.epochs)
-        stopper = Stopper(ctx.spec.early_stopping, ctx.floor, self._completed_curves(), epochs=plan.epochs)
+        stopper = Stopper(ctx.spec.early_stopping, ctx.floor, self._completed_curves(), epochs=plan.epochs,
+                          target=plan.target_sparsity)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> str | None:
             shown = {k: v for k, v in metrics.items() if k != "target_reached"}
@@ -391,10 +400,12 @@ class Objective:
             self.events.trial_done(trial.number, "INTERRUPTED", None, INTERRUPTED, None)
             raise
         except TrainingDiverged as exc:
+            log.warning("trial %d failed: %s", trial.number, exc)
             self._fail(trial, run_handle, str(exc))
             raise TrialFailed(str(exc)) from None
-        except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as exc:
-            log.exception("trial %d failed", trial.number)
+        except Exception as exc:  # the task's own code may raise anything: record the trial as failed, go on
+            log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
+            log.debug("trial %d traceback", trial.number, exc_info=True)
             self._fail(trial, run_handle, f"{type(exc).__name__}: {exc}")
             raise TrialFailed(f"{type(exc).__name__}: {exc}") from exc
 
@@ -520,6 +531,8 @@ def _run(spec: StudySpec, ctx: Context, events: Events, tracker: Tracker, workdi
         study.set_user_attr("spec", spec_data)
         study.set_user_attr("steps_per_epoch", ctx.steps_per_epoch)
         study.set_user_attr("created_by", _worker_id())
+        for params, label in ctx.space.warm_start(spec.warm_start):
+            study.enqueue_trial(params, user_attrs={"warm_start": label})
     else:
         changed = _spec_changes(study.user_attrs.get("spec"), spec_data)
         if changed:
@@ -634,7 +647,7 @@ def _summarise(study: optuna.Study, ctx: Context, tracker: Tracker, spec: StudyS
     trials = study.get_trials(deepcopy=False)
     front = pareto.front_trials(study)
     pts = pareto.points(front)
-    hv = pareto.hypervolume(pts)
+    hv = pareto.study_hypervolume(pts, spec.to_dict(), ctx.dense.get("val_accuracy"))
     selected, error = None, None
     try:
         selected = pareto.select(pts, spec.export, ctx.dense.get("val_accuracy"))
@@ -646,8 +659,9 @@ def _summarise(study: optuna.Study, ctx: Context, tracker: Tracker, spec: StudyS
             chosen = next(t for t in front if t.number == selected.number)
             texts["recipe.yaml"] = recipe_text(recipe_for_trial(study, chosen, spec_data=spec.to_dict()))
         counts = state_counts(trials)
+        others_running = counts.get("RUNNING", 0) > 0  # other workers still at it: the last one out ends the run
         tracker.close_study(
-            KILLED if interrupted else FINISHED,
+            None if others_running else KILLED if interrupted else FINISHED,
             metrics={"hypervolume": hv, "front_size": len(front), "trials_complete": counts.get("COMPLETE", 0),
                      "trials_pruned": counts.get("PRUNED", 0), "trials_failed": counts.get("FAIL", 0)},
             tables={"pareto.csv": _csv(pareto_table(study, front, ctx.dense, selected))},

@@ -30,7 +30,7 @@ class DigitsMLP:
 
     name = "digits-mlp"
     budget_hints: Mapping[str, Any] = {"epochs": 12, "dense_epochs": 30, "batch_size": 64, "optimizer": "adam",
-                                       "lr": 1e-3, "dense_lr": 2e-3}
+                                       "lr": 3e-3, "dense_lr": 2e-3}
 
     def __init__(self, hidden: tuple[int, ...] | list[int] = (256, 128), val_fraction: float = 0.2,
                  test_fraction: float = 0.2) -> None:

@@ -76,10 +76,11 @@ class Tracker(Protocol):
         """Tag trial runs (by run id) as on or off the Pareto front."""
         ...
 
-    def close_study(self, status: str, *, metrics: Mapping[str, float] | None = None,
+    def close_study(self, status: str | None, *, metrics: Mapping[str, float] | None = None,
                     tables: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
                     tags: Mapping[str, str] | None = None) -> None:
-        """Summary metrics, tables (CSV text by file name), texts (by file name) and tags; end the study run."""
+        """Summary metrics, tables (CSV text by file name), texts (by file name) and tags; then end the study
+        run with ``status`` (None: leave it running, for other workers still at it)."""
         ...
 
     def flush(self) -> None:
@@ -125,7 +126,7 @@ class NullTracker:
     def set_pareto(self, membership: Mapping[str, bool]) -> None:
         return None
 
-    def close_study(self, status: str, *, metrics: Mapping[str, float] | None = None,
+    def close_study(self, status: str | None, *, metrics: Mapping[str, float] | None = None,
                     tables: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
                     tags: Mapping[str, str] | None = None) -> None:
         return None

@@ -36,7 +36,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
 
 from sparsesearch.errors import ConfigError
-from sparsesearch.tracking import FINISHED, TrialRun, flatten
+from sparsesearch.tracking import TrialRun, flatten
 from sparsesearch.urls import mask_uri, with_driver
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,7 @@ class _Store:
         self.pending: dict[int, list[Metric]] = {}
         self.flushed_at: dict[int, float] = {}
         self.failures = 0
+        self.notify: Any = None  # called with (trial number, run id) as soon as a trial's run exists
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
@@ -208,9 +209,6 @@ class _Store:
     def fetch(self, uri: str, dst_dir: str) -> str:
         return str(download(self.uri, uri, Path(dst_dir), client=self.client))
 
-    def run_id(self, number: int) -> str | None:
-        return self.runs.get(number)
-
     def ping(self) -> int:
         return self.failures
 
@@ -220,8 +218,13 @@ class _Store:
         if self.parent_id:
             all_tags["mlflow.parentRunId"] = self.parent_id
         self.runs[number] = None
-        run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=f"trial-{number:03d}")
+        try:
+            run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=f"trial-{number:03d}")
+        except MlflowException:
+            self.notify(number, None)
+            raise
         self.runs[number] = run.info.run_id
+        self.notify(number, run.info.run_id)
         self.flushed_at[number] = time.monotonic()
         self.batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
 
@@ -248,7 +251,7 @@ class _Store:
         for run_id, on_front in membership.items():
             self.client.set_tag(run_id, TAG_PARETO, str(bool(on_front)).lower())
 
-    def close_study(self, status: str, metrics: Mapping[str, float], texts: Mapping[str, str],
+    def close_study(self, status: str | None, metrics: Mapping[str, float], texts: Mapping[str, str],
                     tags: Mapping[str, str], stamp: int) -> None:
         if self.parent_id is None:
             return
@@ -256,7 +259,8 @@ class _Store:
                    tags=[RunTag(k, str(v)) for k, v in tags.items()])
         for name, text in texts.items():
             self.client.log_text(self.parent_id, text, name)
-        self.client.set_terminated(self.parent_id, status=status or FINISHED)
+        if status:
+            self.client.set_terminated(self.parent_id, status=status)
 
 
 def _writer_main(uri: str, requests: Any, replies: Any, level: int) -> None:
@@ -270,6 +274,7 @@ def _writer_main(uri: str, requests: Any, replies: Any, level: int) -> None:
     except (ConfigError, MlflowException) as exc:
         replies.put(("error", str(exc) if isinstance(exc, ConfigError) else exc.message))
         return
+    store.notify = lambda number, run_id: replies.put(("run", (number, run_id)))
     replies.put(("ready", None))
     while True:
         message = requests.get()
@@ -303,6 +308,7 @@ class MlflowTracker:
         self.parent_id: str | None = None
         self._ready_seen = False
         self._broken = False
+        self._runs: dict[int, str | None] = {}
         ctx = multiprocessing.get_context("spawn")
         self._requests = ctx.Queue()
         self._replies = ctx.Queue()
@@ -322,16 +328,39 @@ class MlflowTracker:
             raise ConfigError(value, key="tracking.uri", value=mask_uri(self.uri))
         self._ready_seen = True
 
-    def _reply(self) -> tuple[str, Any]:
-        deadline = time.monotonic() + REPLY_TIMEOUT_S
+    def _next(self, deadline: float) -> tuple[str, Any]:
+        """The writer's next message; run ids announced on the way are recorded, not returned."""
         while True:
             try:
-                return self._replies.get(timeout=1.0)
+                kind, value = self._replies.get(timeout=1.0)
             except queue.Empty:
                 if not self._process.is_alive() or time.monotonic() > deadline:
                     self._broken = True
                     log.warning("the MLflow writer process stopped answering; tracking is off from here on")
                     return ("error", "the MLflow writer process stopped")
+                continue
+            if kind == "run":
+                number, run_id = value
+                self._runs[number] = run_id
+                return (kind, value)
+            return (kind, value)
+
+    def _reply(self) -> tuple[str, Any]:
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
+        while True:
+            kind, value = self._next(deadline)
+            if kind != "run":
+                return kind, value
+
+    def _run_id(self, number: int) -> str | None:
+        """A trial's run id: announced by the writer right after it created the run, so this does not wait
+        for the writer's other queued work (it waits only if the run is not created yet)."""
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
+        while number not in self._runs and not self._broken:
+            kind, _ = self._next(deadline)
+            if kind == "error":
+                break
+        return self._runs.pop(number, None)
 
     def _send(self, op: str, *args: Any) -> None:
         if not self._broken:
@@ -372,7 +401,8 @@ class MlflowTracker:
         return Path(path)
 
     def start_trial(self, number: int, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> TrialRun:
-        run = TrialRun(number, pending=True, resolver=lambda: self._ask("run_id", number))
+        self._ready()
+        run = TrialRun(number, pending=True, resolver=lambda: self._run_id(number))
         self._send("start_trial", number, {"trial_number": number, **params}, dict(tags or {}))
         return run
 
@@ -388,7 +418,7 @@ class MlflowTracker:
     def set_pareto(self, membership: Mapping[str, bool]) -> None:
         self._send("set_pareto", {k: v for k, v in membership.items() if k})
 
-    def close_study(self, status: str, *, metrics: Mapping[str, float] | None = None,
+    def close_study(self, status: str | None, *, metrics: Mapping[str, float] | None = None,
                     tables: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
                     tags: Mapping[str, str] | None = None) -> None:
         self._send("close_study", status, dict(metrics or {}), {**(tables or {}), **(texts or {})}, dict(tags or {}),

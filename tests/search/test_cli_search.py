@@ -13,6 +13,12 @@ from sparsesearch.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_dir(tmp_path, monkeypatch):
+    """Run each command where a user would: in a scratch directory (local files land there, not in the repo)."""
+    monkeypatch.chdir(tmp_path)
+
+
 def write_spec(tmp_path: Path, name: str = "clistudy", *, tracking: bool = True, **over) -> Path:
     data = {
         "name": name, "task": "digits-mlp", "n_trials": 3,

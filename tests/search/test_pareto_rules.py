@@ -6,7 +6,15 @@ import pytest
 
 from sparsesearch.config import EarlyStopping, Export
 from sparsesearch.search.early_stopping import Stopper
-from sparsesearch.search.pareto import NoTrialSelected, Point, hypervolume, knee, non_dominated, select
+from sparsesearch.search.pareto import (
+    NoTrialSelected,
+    Point,
+    hypervolume,
+    knee,
+    non_dominated,
+    select,
+    study_hypervolume,
+)
 
 FRONT = [
     Point(1, 0.990, 0.50),
@@ -61,6 +69,16 @@ def test_hypervolume_of_a_known_front():
     assert hypervolume([]) == 0.0
 
 
+def test_study_hypervolume_is_normalised_to_the_feasible_box():
+    pts = [Point(0, 0.97, 0.9)]
+    # reference (0.99 - 0.04, 0.5): box 0.05 x 0.5; the point dominates 0.02 x 0.4
+    spec = {"constraints": {"max_accuracy_drop": 0.04}, "space": {"sparsity": [0.5, 0.99]}}
+    assert study_hypervolume(pts, spec, 0.99) == pytest.approx(0.02 * 0.4 / (0.05 * 0.5))
+    assert study_hypervolume([Point(0, 1.0, 1.0)], spec, 0.99) == pytest.approx(1.0)
+    no_constraint = {"constraints": {"max_accuracy_drop": None}, "space": {"sparsity": [0.0, 0.99]}}
+    assert study_hypervolume(pts, no_constraint, 0.99) == pytest.approx(0.97 * 0.9)
+
+
 def test_non_dominated():
     pts = FRONT + [Point(7, 0.95, 0.90), Point(8, 0.99, 0.50)]
     assert {p.number for p in non_dominated(pts)} == {1, 2, 3, 4, 5, 6, 8}
@@ -96,19 +114,21 @@ def test_floor_rule_stops_a_trial_recovering_too_slowly():
 
 
 def test_floor_rule_resets_when_the_projection_recovers():
-    stopper = Stopper(rules(rules=("floor",), margin=0.0), floor=0.9, completed=[], epochs=20)
-    assert [stopper.check(e, a, 0.9, True) for e, a in enumerate([0.5, 0.5, 0.5])][2] is None
-    assert stopper.check(3, 0.7, 0.9, True) is None  # +0.2/epoch projects far above the floor
+    stopper = Stopper(rules(rules=("floor",), margin=0.0, patience=3), floor=0.9, completed=[], epochs=20)
+    assert [stopper.check(e, a, 0.9, True) for e, a in enumerate([0.5, 0.5, 0.5])] == [None, None, None]
+    assert stopper.check(3, 0.7, 0.9, True) is None  # climbing: the projection is back above the floor
+    assert stopper._streak["floor"] == 0
 
 
 def test_dominated_rule_compares_at_the_same_epoch_and_at_the_end():
     completed = [[(0.9, 0.95), (0.96, 0.95), (0.97, 0.95), (0.98, 0.95), (0.98, 0.95), (0.98, 0.95)]]
     stopper = Stopper(rules(rules=("dominated",)), floor=None, completed=completed, epochs=6)
     assert stopper.check(0, 0.90, 0.90, True) is None
-    assert stopper.check(1, 0.93, 0.90, True) is None  # settling
-    assert stopper.check(2, 0.93, 0.90, True) is None  # dominated once
-    reason = stopper.check(3, 0.93, 0.90, True)
-    assert reason is not None and "dominated at epoch 3" in reason
+    assert stopper.check(1, 0.93, 0.90, True) is None  # still climbing: projects above the completed trial
+    assert stopper.check(2, 0.93, 0.90, True) is None
+    assert stopper.check(3, 0.93, 0.90, True) is None  # flat now: dominated once
+    reason = stopper.check(4, 0.93, 0.90, True)
+    assert reason is not None and "dominated at epoch 4" in reason
 
 
 def test_sparser_trials_are_not_dominated():
@@ -119,6 +139,19 @@ def test_sparser_trials_are_not_dominated():
 
 def test_the_last_epoch_is_never_cut_and_disabled_never_stops():
     stopper = Stopper(rules(rules=("floor",), patience=1), floor=0.99, completed=[], epochs=3)
-    assert [stopper.check(e, 0.1, 0.9, True) for e in range(3)] == [None, None, None]  # only epoch 1 could stop
+    # at target from epoch 1: settled only at epoch 2, which is the last, and the last epoch is never cut
+    assert [stopper.check(e, 0.1, 0.9, e >= 1) for e in range(3)] == [None, None, None]
     stopper = Stopper(EarlyStopping(enabled=False), floor=0.99, completed=[[(1.0, 1.0)] * 5], epochs=5)
     assert all(stopper.check(e, 0.0, 0.5, True) is None for e in range(5))
+
+
+def test_dominated_rule_can_stop_a_trial_during_its_ramp():
+    # the completed trial was sparser and more accurate at every epoch and ended sparser than our target
+    completed = [[(0.98, 0.5), (0.97, 0.8), (0.97, 0.95), (0.97, 0.95), (0.97, 0.95), (0.97, 0.95)]]
+    stopper = Stopper(rules(rules=("dominated",)), floor=None, completed=completed, epochs=6, target=0.9)
+    assert stopper.check(0, 0.95, 0.3, False) is None
+    reason = stopper.check(1, 0.90, 0.6, False)
+    assert reason is not None and "ramping" in reason
+    # but not when the completed trial ended less sparse than this trial's target
+    stopper = Stopper(rules(rules=("dominated",)), floor=None, completed=completed, epochs=6, target=0.99)
+    assert [stopper.check(e, 0.90, 0.3 + 0.1 * e, False) for e in range(5)] == [None] * 5

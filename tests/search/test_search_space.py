@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import optuna
 import pytest
 import torch
@@ -170,3 +172,28 @@ def test_schedule_lies_within_the_pruning_window():
         window = (BUDGET.epochs - plan.finetune_epochs) * 10
         assert 0 <= s.start_step <= s.end_step <= window
         assert 1 <= s.pruning_frequency <= 8
+
+
+@pytest.mark.parametrize("space_kw", [
+    {},
+    {"scopes": ("local",), "patterns": ("1x1", "1x4"), "pruning_types": ("snip_momentum", "magnitude")},
+    {"scopes": ("local",), "layer_freedom": 0.0, "allocations": ("uniform",)},
+    {"pruning_types": ("group_lasso",), "lr": (1e-4, 1e-2)},
+])
+def test_warm_start_trials_are_the_classic_baselines(space_kw):
+    spec = load_spec({"name": "s", "task": "digits-mlp", "space": {
+        "sparsity": [0.5, 0.985], "schedule": {"ramps": ["exp", "cubic"], "start": [0.0, 0.2], "end": [0.3, 0.9],
+                                               "frequency": [1, 8], "finetune_epochs": [0, 2]}}})
+    space = Space(dataclasses.replace(spec.space, **space_kw), BUDGET, digits_like(), 10)
+    warm = space.warm_start((0.9, 0.95, 0.98, 0.99))
+    assert len(warm) == 3  # 0.99 is outside the searched range
+    for (params, label), level in zip(warm, (0.9, 0.95, 0.98)):
+        trial = optuna.trial.FixedTrial(params)
+        plan = space.sample(trial)
+        assert set(trial.params) == set(params)  # every param the space asks for, and no other
+        group = plan.group
+        assert abs(plan.target_sparsity - level) < 1e-9 and group.pattern == "1x1" and group.schedule.ramp == "cubic"
+        assert group.pruning_scope == ("global" if "global" in space.space.scopes else "local")
+        if group.layer_targets:  # uniform local: every layer at the level (to within one weight)
+            assert all(abs(t - level) < 1e-3 for t in group.layer_targets.values())
+        assert label.endswith(f"at {level:g}")

@@ -186,7 +186,7 @@ def test_ctrl_c_marks_the_trial_and_the_study_resumes(stores, tracker, tmp_path)
     assert parents[0].info.status == "KILLED" and children[1].info.status == "KILLED"
 
     resumed = run_study(load_spec(data), workdir=tmp_path, tracker=tracker)
-    assert not resumed.interrupted and resumed.counts == {"COMPLETE": 3, "FAIL": 1}  # the interrupted one is not counted
+    assert not resumed.interrupted and resumed.counts == {"COMPLETE": 3, "INTERRUPTED": 1}  # not counted
     parents, _ = runs_of(client, "interrupt")
     assert len(parents) == 1 and client.get_run(parents[0].info.run_id).info.status == "FINISHED"
 
