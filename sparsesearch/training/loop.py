@@ -48,7 +48,9 @@ def train(
             for step, (x, y) in enumerate(batches(epoch) if callable(batches) else batches):
                 callbacks.on_step_begin()
                 loss = loss_fn(model(x), y)
-                loss = loss + callbacks.regularization()
+                reg = callbacks.regularization()
+                if reg.requires_grad:  # a constant zero adds nothing but an autograd node
+                    loss = loss + reg
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 callbacks.on_before_optimizer_step()
