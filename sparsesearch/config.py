@@ -21,7 +21,7 @@ from typing import Any
 
 from sparsesearch import schema
 from sparsesearch.errors import ConfigError, unknown_name
-from sparsesearch.pruning.config import OP_TYPES, SCOPES
+from sparsesearch.pruning.config import OP_TYPES, SCOPES, check_layer_regexes
 from sparsesearch.pruning.criteria import CRITERIA
 from sparsesearch.pruning.patterns import parse_pattern
 from sparsesearch.pruning.schedules import RAMPS
@@ -167,14 +167,7 @@ class SearchSpace:
                                   "would be rejected", key=f"patterns[{i}]", value=text,
                                   allowed=f"patterns reaching {lo_sparsity:g}, or a sparsity range starting at or "
                                   f"below {pattern.max_sparsity:g}")
-        for key in ("op_names", "excluded_op_names"):
-            for i, regex in enumerate(getattr(self, key)):
-                try:
-                    re.compile(regex)
-                except re.error as exc:
-                    raise ConfigError(f"not a valid regular expression: {exc}", key=f"{key}[{i}]", value=regex,
-                                      allowed="a Python regular expression matched against dotted module names"
-                                      ) from None
+        check_layer_regexes(self)
         lo, hi = self.layer_bounds
         if self.sparsity[1] > hi or self.sparsity[0] < lo:
             raise ConfigError(f"the overall sparsity range {list(self.sparsity)} must lie within the per-layer bounds "

@@ -25,6 +25,18 @@ REDUCE_TYPES = ("mean", "sum", "max")
 OP_TYPES = ("Linear", "Conv", "Conv1d", "Conv2d", "Conv3d")
 
 
+def check_layer_regexes(obj: Any) -> None:
+    """ConfigError for an ``op_names`` / ``excluded_op_names`` entry that is not a regular expression."""
+    for key in ("op_names", "excluded_op_names"):
+        for i, regex in enumerate(getattr(obj, key)):
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise ConfigError(f"not a valid regular expression: {exc}", key=f"{key}[{i}]", value=regex,
+                                  allowed="a Python regular expression searched in dotted module names"
+                                  ) from None
+
+
 @dataclass(frozen=True)
 class Schedule:
     """When masks update and how sparse they are: a ramp from ``init_sparsity`` to the group's target.
@@ -115,14 +127,7 @@ class PruningGroup:
         if self.pruning_type not in CRITERIA:
             raise unknown_name("pruning_type", self.pruning_type, CRITERIA)
         pattern = parse_pattern(self.pattern, key="pattern")
-        for key in ("op_names", "excluded_op_names"):
-            for i, regex in enumerate(getattr(self, key)):
-                try:
-                    re.compile(regex)
-                except re.error as exc:
-                    raise ConfigError(f"not a valid regular expression: {exc}", key=f"{key}[{i}]", value=regex,
-                                      allowed="a Python regular expression matched against dotted module names"
-                                      ) from None
+        check_layer_regexes(self)
         if self.min_sparsity_ratio_per_op > self.max_sparsity_ratio_per_op:
             raise ConfigError(f"min_sparsity_ratio_per_op must not exceed max_sparsity_ratio_per_op "
                               f"({self.max_sparsity_ratio_per_op})", key="min_sparsity_ratio_per_op",
