@@ -21,7 +21,6 @@ Call order in a training loop (the reference loop in ``sparsesearch.training`` d
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,15 +284,12 @@ class Pruner:
         return pruner_from_recipe(model, path, steps_per_epoch=steps_per_epoch)
 
 
-def prune(model: nn.Module, config: Any, *, layers: Iterable[str] | None = None) -> Pruner:
+def prune(model: nn.Module, config: Any) -> Pruner:
     """One-shot: prune ``model`` in place to each group's target now, with a data-free criterion.
 
     Returns the pruner (masks, :meth:`Pruner.report`). To keep the zeros while fine-tuning, run the
     returned pruner's callbacks in the loop (no further updates happen) or use ``pattern_lock``.
-    ``layers`` is accepted for symmetry with reports and must be None.
     """
-    if layers is not None:
-        raise TypeError("prune() selects layers through the config (op_names / layer_targets)")
     pruner = Pruner(model, config)
     for g in pruner._groups:
         if g.criterion.locks_pattern:
