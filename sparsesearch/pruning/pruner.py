@@ -231,12 +231,12 @@ class Pruner:
         total = sum(layer.numel for layer in g.layers)
         budget = round(sparsity_at(g.schedule, g.config.target_sparsity, step) * total)
         choices = choose_lowest(group_scores, sizes, budget)
+        if budget == 0:
+            return choices
         lo_ratio, hi_ratio = g.config.min_sparsity_ratio_per_op, g.config.max_sparsity_ratio_per_op
         for i, layer in enumerate(g.layers):
             pruned = int(choices[i].sum()) * sizes[i]
             lo, hi = round(lo_ratio * layer.numel), round(hi_ratio * layer.numel)
-            if budget == 0:
-                continue
             bound = min(max(pruned, lo), hi)
             if bound != pruned:
                 choices[i] = choose_lowest([group_scores[i]], [sizes[i]], bound)[0]
