@@ -10,9 +10,10 @@ from typing import Any
 
 import yaml
 
-from sparsesearch.config import load_spec
+from sparsesearch.records.study import load_spec
 from sparsesearch.search import pareto
-from sparsesearch.search.study import StudyResult, load, run_study
+from sparsesearch.search.runner import StudyResult, run_study
+from sparsesearch.search.storage import load
 from sparsesearch.tracking import NullTracker
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,9 +25,9 @@ import torch  # noqa: E402
 from search_common import best_at, pct, quickstart_data, run, spec_from  # noqa: E402
 
 from sparsesearch.pruning import PruningConfig, PruningGroup, Schedule  # noqa: E402
-from sparsesearch.search.study import build_context  # noqa: E402
-from sparsesearch.search.training import Settings, fresh_model, load_state  # noqa: E402
-from sparsesearch.search.training import run as train_run  # noqa: E402
+from sparsesearch.search.context import build_context  # noqa: E402
+from sparsesearch.training.runs import Settings, fresh_model, load_state  # noqa: E402
+from sparsesearch.training.runs import run as train_run  # noqa: E402
 
 LEVELS = (0.90, 0.95, 0.98, 0.99)
 LRS = (1e-3, 2e-3, 5e-3, 1e-2)

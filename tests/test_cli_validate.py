@@ -12,7 +12,8 @@ import yaml
 from click.testing import CliRunner
 
 from sparsesearch.cli import main
-from sparsesearch.recipes import load_recipe, make_recipe, write_recipe
+from sparsesearch.formats.recipe import load_recipe, write_recipe
+from sparsesearch.records.recipe import make_recipe
 
 INC_SEED = {"pruning_configs": [{"start_step": 0, "end_step": 2}], "target_sparsity": 0.9,
             "pruning_scope": "local", "pruning_type": "magnitude"}

@@ -8,19 +8,15 @@ import yaml
 from torch import nn
 
 from sparsesearch.errors import ConfigError
-from sparsesearch.inc import (
-    WeightPruningConfig,
-    detect_format,
-    export_inc,
-    export_inc_yaml,
-    import_inc,
-    import_lpot,
-    read_config_file,
-)
-from sparsesearch.pruning import Pruner
-from sparsesearch.recipes import make_recipe, match_model
+from sparsesearch.formats.detect import detect_format
+from sparsesearch.formats.files import read_config_file
+from sparsesearch.formats.inc import WeightPruningConfig, export_inc, export_inc_yaml, import_inc
+from sparsesearch.formats.lpot import import_lpot
+from sparsesearch.formats.safe_yaml import parse_yaml
+from sparsesearch.pruning import Pruner, match_model
+from sparsesearch.pruning.matching import pruning_for
+from sparsesearch.records.recipe import make_recipe
 from sparsesearch.training import train
-from sparsesearch.yamlio import parse_yaml
 
 from helpers import batches_of, classification_data, image_data, make_cnn, make_mlp
 
@@ -59,7 +55,7 @@ def test_seed_000_imports_with_inc_defaults() -> None:
 def test_seed_000_runs_and_reaches_its_sparsity() -> None:
     model = make_mlp()
     recipe = import_inc(seed_000())
-    pruner = Pruner(model, recipe.pruning_for(model))
+    pruner = Pruner(model, pruning_for(recipe, model))
     assert pruner.layer_names == ["0", "2"]  # INC leaves the last Linear (the classifier head "4") dense
     x, y = classification_data(n=128)
     train(model, torch.optim.SGD(model.parameters(), lr=0.05), batches_of(x, y), epochs=1, pruner=pruner)
@@ -84,7 +80,7 @@ def test_seed_004_lpot_yaml_imports_and_runs() -> None:
     assert (s.start_epoch, s.end_epoch, s.frequency, s.init_sparsity, s.ramp) == (0, 4, 1, 0.05, "linear")
 
     model = make_cnn()
-    pruner = Pruner(model, recipe.pruning_for(model), steps_per_epoch=2)
+    pruner = Pruner(model, pruning_for(recipe, model), steps_per_epoch=2)
     x, y = image_data(n=32)
     seen = []
     train(model, torch.optim.SGD(model.parameters(), lr=0.01), batches_of(x, y, 16), epochs=5, pruner=pruner,
@@ -204,7 +200,7 @@ def test_imported_recipe_round_trips_through_yaml(tmp_path) -> None:
     path.write_text(yaml.safe_dump(seed_000()))
     loaded = read_config_file(path)
     assert loaded.kind == "inc"
-    from sparsesearch.recipes import load_recipe, write_recipe
+    from sparsesearch.formats.recipe import load_recipe, write_recipe
 
     out = write_recipe(loaded.recipe, tmp_path / "recipe.yaml")
     again = load_recipe(out)
@@ -253,4 +249,4 @@ def test_export_refuses_what_inc_cannot_run() -> None:
 def test_lpot_classifier_rule_is_not_applied() -> None:
     recipe = import_lpot(yaml.safe_load(SEED_004_YAML))
     model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
-    assert Pruner(model, recipe.pruning_for(model), steps_per_epoch=1).layer_names == ["0", "1"]
+    assert Pruner(model, pruning_for(recipe, model), steps_per_epoch=1).layer_names == ["0", "1"]

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from sparsesearch.cli import main
 from sparsesearch.errors import ConfigError
-from sparsesearch.inc import read_config_file
+from sparsesearch.formats.files import read_config_file
 
 RECIPE = "version: 1\npruning:\n  groups:\n    - {body}\n"
 

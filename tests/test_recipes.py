@@ -8,21 +8,12 @@ import pytest
 import torch
 from torch import nn
 
+from sparsesearch import apply
 from sparsesearch.errors import ConfigError
-from sparsesearch.pruning import Pruner, PruningConfig, PruningGroup, Schedule
-from sparsesearch.recipes import (
-    RECIPE_VERSION,
-    Recipe,
-    Selection,
-    classifier_head,
-    load_recipe,
-    make_recipe,
-    match_model,
-    pruner_from_recipe,
-    recipe_from_data,
-    recipe_to_yaml,
-    write_recipe,
-)
+from sparsesearch.formats.recipe import load_recipe, recipe_from_data, recipe_to_yaml, write_recipe
+from sparsesearch.pruning import Pruner, PruningConfig, PruningGroup, Schedule, match_model
+from sparsesearch.pruning.matching import classifier_head, pruning_for
+from sparsesearch.records.recipe import RECIPE_VERSION, Recipe, Selection, make_recipe
 from sparsesearch.training import train
 
 from helpers import batches_of, classification_data, image_data, make_cnn, make_mlp
@@ -104,7 +95,7 @@ def test_pruning_for_excludes_exactly_the_head() -> None:
     model.add_module("fc", nn.Linear(8, 2))
     recipe = make_recipe({"groups": [{"op_names": ["fc"], "target_sparsity": 0.5}]},
                          selection={"exclude_classifier_head": True})
-    config = recipe.pruning_for(model)
+    config = pruning_for(recipe, model)
     assert config.groups[0].excluded_op_names == ("^fc$",)
     assert Pruner(model, config).layer_names == ["fc1"]  # INC's unanchored regex would have dropped fc1 too
 
@@ -113,7 +104,7 @@ def test_skip_incompatible_layers() -> None:
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
     recipe = make_recipe({"groups": [{"pattern": "2x1", "target_sparsity": 0.5}]},
                          selection=Selection(skip_incompatible_layers=True))
-    assert Pruner(model, recipe.pruning_for(model)).layer_names == ["0"]
+    assert Pruner(model, pruning_for(recipe, model)).layer_names == ["0"]
     with pytest.raises(ConfigError, match="cannot be cut"):
         Pruner(model, recipe.pruning)
 
@@ -143,7 +134,7 @@ def test_from_recipe_runs_in_a_training_loop(tmp_path) -> None:
                          training={"epochs": 1, "lr": 0.05})
     path = write_recipe(recipe, tmp_path / "r.yaml")
     model = make_mlp()
-    pruner = Pruner.from_recipe(model, str(path))
+    pruner = apply(model, str(path))
     x, y = classification_data(n=160)
     train(model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), batches_of(x, y), epochs=1,
           pruner=pruner)
@@ -156,12 +147,12 @@ def test_pruner_from_recipe_applies_layer_rules_and_reports_dense_layers(tmp_pat
     recipe = make_recipe({"groups": [{"op_names": ["conv1"], "target_sparsity": 0.5}]},
                          selection={"exclude_classifier_head": True})
     path = write_recipe(recipe, tmp_path / "r.yaml")
-    with caplog.at_level("WARNING", logger="sparsesearch.recipes"):
-        pruner = pruner_from_recipe(make_cnn(), path)
+    with caplog.at_level("WARNING", logger="sparsesearch.pruning.matching"):
+        pruner = apply(make_cnn(), path)
     assert pruner.layer_names == ["conv1"]
     assert "leaves these prunable layers dense: conv2" in caplog.text and "fc" not in caplog.text.split(":")[-1]
     head = make_recipe({"groups": [{"target_sparsity": 0.5}]}, selection={"exclude_classifier_head": True})
-    assert pruner_from_recipe(make_cnn(), head).layer_names == ["conv1", "conv2"]
+    assert apply(make_cnn(), head).layer_names == ["conv1", "conv2"]
 
 
 def test_epoch_based_recipe_runs_with_steps_per_epoch(tmp_path) -> None:
@@ -170,7 +161,7 @@ def test_epoch_based_recipe_runs_with_steps_per_epoch(tmp_path) -> None:
                          training={"steps_per_epoch": 2})
     loaded = load_recipe(write_recipe(recipe, tmp_path / "r.yaml"))
     model = make_cnn()
-    pruner = Pruner(model, loaded.pruning_for(model), steps_per_epoch=loaded.steps_per_epoch)
+    pruner = Pruner(model, pruning_for(loaded, model), steps_per_epoch=loaded.steps_per_epoch)
     x, y = image_data(n=64)
     train(model, torch.optim.SGD(model.parameters(), lr=0.01), batches_of(x, y), epochs=3, pruner=pruner)
     assert all(layer.zeros == round(0.5 * layer.params) for layer in pruner.report().layers)
@@ -182,4 +173,4 @@ def test_recipe_objects_are_frozen() -> None:
 
 
 def test_yaml_text_mentions_how_to_apply() -> None:
-    assert "pruner_from_recipe(model, PATH)" in recipe_to_yaml(full_recipe()).splitlines()[1]
+    assert "sparsesearch.apply(model, PATH)" in recipe_to_yaml(full_recipe()).splitlines()[1]

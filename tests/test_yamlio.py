@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from sparsesearch.errors import ConfigError
-from sparsesearch.yamlio import dump_yaml, parse_yaml, read_yaml, write_text_safely
+from sparsesearch.formats.safe_yaml import dump_yaml, parse_yaml, read_yaml, write_text_safely
 
 
 def test_yaml_1_2_scalars_keep_pruning_values_intact() -> None:

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from sparsesearch.records.names import CRITERIA as CRITERION_TRAITS
+
 
 class Criterion:
     """Base class: scores are weight-shaped float32 tensors; larger means more important."""
@@ -198,3 +200,7 @@ class PatternLock(Criterion):
 CRITERIA: dict[str, type[Criterion]] = {
     c.name: c for c in (Magnitude, Gradient, Snip, SnipMomentum, Movement, Random, GroupLasso, PatternLock)
 }
+for _name, _cls in CRITERIA.items():  # the torch-free name table must describe each class as it is
+    _traits = CRITERION_TRAITS.get(_name)
+    if _traits is None or (_traits.needs_grad, _traits.locks_pattern) != (_cls.needs_grad, _cls.locks_pattern):
+        raise ImportError(f"criterion {_name!r} differs from its entry in sparsesearch.records.names.CRITERIA")

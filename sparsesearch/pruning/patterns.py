@@ -13,14 +13,13 @@ filter for Conv); ``"N:M"`` prunes N of every M consecutive input weights.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
 
 from sparsesearch.errors import ConfigError
-
-PATTERN_FORMS = "1x1 (unstructured), NxM blocks such as 4x1, N:M such as 2:4, channelx1, 1xchannel"
+from sparsesearch.records.patterns import PatternSpec, parse_pattern
 
 
 def to_2d(t: torch.Tensor) -> torch.Tensor:
@@ -56,11 +55,27 @@ def safe_sqrt(t: torch.Tensor) -> torch.Tensor:
 
 
 class Pattern(ABC):
-    """The group structure of a pattern. Subclasses are tiny; register them in :func:`parse_pattern`."""
+    """The group structure of a pattern. Subclasses are tiny; register them in :data:`PATTERNS`.
+
+    Capabilities (largest sparsity, global scope, whole structures) are declared by the parsed
+    :class:`~sparsesearch.records.patterns.PatternSpec` the pattern was built from.
+    """
 
     name: str
-    #: the largest share of a layer this pattern can prune (N/M for N:M, else 1)
-    max_sparsity: float = 1.0
+    spec: PatternSpec
+
+    @property
+    def max_sparsity(self) -> float:
+        """The largest share of a layer this pattern can prune (N/M for N:M, else 1)."""
+        return self.spec.max_sparsity
+
+    @property
+    def supports_global(self) -> bool:
+        return self.spec.supports_global
+
+    def group_count(self, shape2d: torch.Size) -> int:
+        """How many groups a weight of this 2-D shape has."""
+        return (shape2d[0] * shape2d[1]) // self.group_size(shape2d)
 
     @abstractmethod
     def check(self, layer: str, shape: torch.Size) -> None:
@@ -89,8 +104,9 @@ class Pattern(ABC):
 class BlockPattern(Pattern):
     """Blocks of ``rows`` × ``cols`` weights (None = the whole extent: a channel), pruned all together."""
 
-    def __init__(self, name: str, rows: int | None, cols: int | None) -> None:
+    def __init__(self, name: str, rows: int | None, cols: int | None, *, spec: PatternSpec | None = None) -> None:
         self.name, self.rows, self.cols = name, rows, cols
+        self.spec = spec or PatternSpec(name, "block", rows, cols)
 
     def _block(self, shape2d: torch.Size) -> tuple[int, int]:
         return (self.rows or shape2d[0], self.cols or shape2d[1])
@@ -146,9 +162,9 @@ class NInMPattern(Pattern):
     N least important weights matter least.
     """
 
-    def __init__(self, name: str, n: int, m: int) -> None:
+    def __init__(self, name: str, n: int, m: int, *, spec: PatternSpec | None = None) -> None:
         self.name, self.n, self.m = name, n, m
-        self.max_sparsity = n / m
+        self.spec = spec or PatternSpec(name, "n_in_m", n=n, m=m)
 
     def check(self, layer: str, shape: torch.Size) -> None:
         cols = shape[1] if len(shape) > 2 else int(torch.Size(shape[1:]).numel())
@@ -171,6 +187,9 @@ class NInMPattern(Pattern):
     def group_size(self, shape2d: torch.Size) -> int:
         return self.n
 
+    def group_count(self, shape2d: torch.Size) -> int:
+        return (shape2d[0] * shape2d[1]) // self.m
+
     def expand(self, prune: torch.Tensor, score2d: torch.Tensor) -> torch.Tensor:
         r, c = score2d.shape
         _, idx = self._lowest(score2d)
@@ -184,30 +203,14 @@ class NInMPattern(Pattern):
         return (w2d * w2d).reshape(r, c // self.m, self.m).sum(-1)
 
 
-_BLOCK = re.compile(r"^(\d+|channel)x(\d+|channel)$")
-_NINM = re.compile(r"^(\d+):(\d+)$")
+#: pattern kinds (as parsed in :mod:`sparsesearch.records.patterns`) -> the class that implements them
+PATTERNS: dict[str, Callable[[PatternSpec], Pattern]] = {
+    "block": lambda spec: BlockPattern(spec.name, spec.rows, spec.cols, spec=spec),
+    "n_in_m": lambda spec: NInMPattern(spec.name, spec.n, spec.m, spec=spec),
+}
 
 
-def parse_pattern(text: object, key: str = "pattern") -> Pattern:
-    """The pattern for an INC-style spelling; ConfigError listing the valid forms otherwise."""
-    if not isinstance(text, str):
-        raise ConfigError("expected a pattern string", key=key, value=text, allowed=PATTERN_FORMS)
-    spelled = text.strip()
-    block = _BLOCK.match(spelled)
-    if block:
-        rows, cols = (None if g == "channel" else int(g) for g in block.groups())
-        if rows == 0 or cols == 0 or (rows is None and cols is None):
-            raise ConfigError("block sides must be positive and at most one side may be 'channel'", key=key,
-                              value=text, allowed=PATTERN_FORMS)
-        return BlockPattern(spelled, rows, cols)
-    ninm = _NINM.match(spelled)
-    if ninm:
-        n, m = int(ninm.group(1)), int(ninm.group(2))
-        if not 0 < n < m:
-            raise ConfigError("an N:M pattern prunes N of every M weights, so it needs 0 < N < M", key=key,
-                              value=text, allowed="N:M with 0 < N < M, such as 2:4 or 1:4")
-        return NInMPattern(spelled, n, m)
-    fixed = re.sub(r"\s+", "", spelled.lower()).replace("*", "x").replace("×", "x").replace("/", ":")
-    fixed = fixed.replace("channels", "channel")
-    suggestion = fixed if fixed != spelled and (_BLOCK.match(fixed) or _NINM.match(fixed)) else None
-    raise ConfigError("unknown pattern", key=key, value=text, allowed=PATTERN_FORMS, suggestion=suggestion)
+def build_pattern(pattern: str | PatternSpec, key: str = "pattern") -> Pattern:
+    """The tensor-level pattern for a spelling such as ``"4x1"`` or a parsed :class:`PatternSpec`."""
+    spec = pattern if isinstance(pattern, PatternSpec) else parse_pattern(pattern, key=key)
+    return PATTERNS[spec.kind](spec)

@@ -28,14 +28,16 @@ import torch
 from torch import nn
 
 from sparsesearch.errors import ConfigError
-from sparsesearch.pruning.config import PruningConfig, PruningGroup, Schedule, coerce_config
+from sparsesearch.pruning.callbacks import Callbacks
 from sparsesearch.pruning.criteria import CRITERIA, Criterion
 from sparsesearch.pruning.masks import MaskedLayer, MaskKeeper
-from sparsesearch.pruning.patterns import Pattern, from_2d, parse_pattern, safe_sqrt, to_2d
+from sparsesearch.pruning.patterns import Pattern, build_pattern, from_2d, safe_sqrt, to_2d
 from sparsesearch.pruning.report import SparsityReport, sparsity_report
 from sparsesearch.pruning.schedules import is_update_step, sparsity_at, update_steps
 from sparsesearch.pruning.select import choose_lowest
 from sparsesearch.pruning.targets import select_layers
+from sparsesearch.records.names import DATA_FREE_TYPES
+from sparsesearch.records.pruning import PruningConfig, PruningGroup, Schedule, coerce_config
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ class _Group:
         return self.schedule.end_step
 
 
-class Pruner:
+class Pruner(Callbacks):
     """Prunes ``model`` in place as training runs, according to ``config``.
 
     ``config`` may be a :class:`PruningConfig`, a :class:`PruningGroup`, a list of groups, or plain data
@@ -99,7 +101,7 @@ class Pruner:
     def _bind(self, index: int, group: PruningGroup) -> _Group:
         schedule = group.schedule.in_steps(self.steps_per_epoch)
         layers = select_layers(self.model, group)
-        pattern = parse_pattern(group.pattern)
+        pattern = build_pattern(group.pattern)
         for name, module in layers:
             pattern.check(name, module.weight.shape)
         masked = [MaskedLayer(name, module) for name, module in layers]
@@ -271,18 +273,6 @@ class Pruner:
         for g, crit_state in zip(self._groups, state["criteria"]):
             g.criterion.load_state_dict(crit_state)
 
-    # ------------------------------------------------------------------ recipes
-    @classmethod
-    def from_recipe(cls, model: nn.Module, path: str, *, steps_per_epoch: int | None = None) -> Pruner:
-        """A pruner for ``model`` from a sparsesearch recipe YAML.
-
-        The model is checked against the recipe (unknown layer names are an error listing the nearest
-        ones), the recipe's layer rules apply, and the steps per epoch default to the recipe's.
-        """
-        from sparsesearch.recipes import pruner_from_recipe  # late import keeps the core free of yaml
-
-        return pruner_from_recipe(model, path, steps_per_epoch=steps_per_epoch)
-
 
 def prune(model: nn.Module, config: Any) -> Pruner:
     """One-shot: prune ``model`` in place to each group's target now, with a data-free criterion.
@@ -299,7 +289,7 @@ def prune(model: nn.Module, config: Any) -> Pruner:
                               "prune in one shot without training; prune inside a training loop with the Pruner "
                               "callbacks, or use a data-free type", key=f"groups[{g.index}].pruning_type",
                               value=g.config.pruning_type,
-                              allowed=", ".join(n for n, c in CRITERIA.items() if not c.needs_grad))
+                              allowed=", ".join(DATA_FREE_TYPES))
         pruner._update(g, g.schedule.end_step)
     pruner._keeper.refresh()
     pruner.step = pruner.end_step

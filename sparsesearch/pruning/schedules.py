@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from sparsesearch.pruning.config import Schedule
+from sparsesearch.records.names import RAMPS as RAMP_NAMES
+from sparsesearch.records.pruning import Schedule
 
 
 def _cubic(s0: float, st: float, p: float) -> float:
@@ -53,6 +52,8 @@ RAMPS: dict[str, Callable[[float, float, float], float]] = {
     "cos": _cos,
     "cube": _cube,
 }
+if tuple(RAMPS) != RAMP_NAMES:  # the records' name table and this registry must name the same ramps
+    raise ImportError(f"ramp registry {tuple(RAMPS)} differs from sparsesearch.records.names.RAMPS {RAMP_NAMES}")
 
 
 def progress(schedule: Schedule, step: int) -> float:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sparsesearch.config import EarlyStopping
+from sparsesearch.records.study import EarlyStopping
 
 Curve = Sequence[tuple[float, float]]  # per epoch: (validation accuracy, sparsity)
 

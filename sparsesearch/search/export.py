@@ -10,7 +10,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sparsesearch.recipes import Recipe, make_recipe, recipe_to_yaml, write_recipe
+import optuna
+from optuna.trial import FrozenTrial
+
+from sparsesearch.errors import ConfigError
+from sparsesearch.formats.recipe import recipe_to_yaml, write_recipe
+from sparsesearch.records.recipe import Recipe, make_recipe
 
 TRAINING_KEYS = ("epochs", "finetune_epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed")
 
@@ -64,3 +69,22 @@ def recipe_text(recipe: Recipe) -> str:
 
 def export_recipe(recipe: Recipe, path: str | Path, *, overwrite: bool = False) -> Path:
     return write_recipe(recipe, path, overwrite=overwrite)
+
+
+def recipe_for_trial(study: optuna.Study, trial: FrozenTrial, *, spec_data: Mapping[str, Any] | None = None) -> Recipe:
+    """The recipe of a finished trial, from what it stored on itself (lossless)."""
+    if "config" not in trial.user_attrs:
+        raise ConfigError(f"trial {trial.number} stored no pruning config (was it run by sparsesearch?)",
+                          key="trial", value=trial.number, allowed="a trial of a sparsesearch study")
+    spec_data = spec_data or study.user_attrs.get("spec", {})
+    metrics = dict(trial.user_attrs.get("metrics", {}))
+    if trial.user_attrs.get("stop_reason"):
+        metrics["stop_reason"] = trial.user_attrs["stop_reason"]
+    return build_recipe(study=study.study_name, task=spec_data.get("task"), task_args=spec_data.get("task_args"),
+                        number=trial.number,
+                        config=trial.user_attrs["config"], training=trial.user_attrs.get("training", {}),
+                        steps_per_epoch=study.user_attrs.get("steps_per_epoch"), metrics=metrics,
+                        dense=study.user_attrs.get("baseline"), run_id=trial.user_attrs.get("run_id"),
+                        init=spec_data.get("budget", {}).get("init", "dense"))
+
+

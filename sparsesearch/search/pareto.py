@@ -26,8 +26,8 @@ import optuna
 from optuna._hypervolume import compute_hypervolume  # Optuna's exact WFG implementation (no public alias)
 from optuna.trial import FrozenTrial
 
-from sparsesearch.config import RULES, Export
 from sparsesearch.errors import ConfigError, SparseSearchError
+from sparsesearch.records.study import RULES, Export
 
 REFERENCE = (0.0, 0.0)
 

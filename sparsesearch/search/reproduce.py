@@ -14,11 +14,13 @@ from typing import Any
 import torch
 
 from sparsesearch.errors import ConfigError
-from sparsesearch.recipes import Recipe
-from sparsesearch.search.study import load, load_checkpoint, set_threads
-from sparsesearch.search.training import RunResult, Settings, fresh_model, load_state, run
+from sparsesearch.records.recipe import Recipe
+from sparsesearch.search.baseline import load_checkpoint
+from sparsesearch.search.context import set_threads
+from sparsesearch.search.storage import load
 from sparsesearch.tasks import resolve_task
 from sparsesearch.tracking import fetch_artifact
+from sparsesearch.training.runs import RunResult, Settings, fresh_model, load_state, run
 
 #: what "reproduces" means: validation accuracy within this many points, sparsity exact (counted weights)
 TOLERANCE_POINTS = 0.5

@@ -26,12 +26,12 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from sparsesearch.config import Budget, SearchSpace
 from sparsesearch.errors import ConfigError
-from sparsesearch.pruning.config import PruningConfig, PruningGroup, Schedule
-from sparsesearch.pruning.criteria import CRITERIA
-from sparsesearch.pruning.patterns import NInMPattern, Pattern, parse_pattern
+from sparsesearch.pruning.patterns import Pattern, build_pattern
 from sparsesearch.pruning.targets import select_layers
+from sparsesearch.records.names import CRITERIA
+from sparsesearch.records.pruning import PruningConfig, PruningGroup, Schedule
+from sparsesearch.records.study import Budget, SearchSpace
 
 
 class Suggest(Protocol):
@@ -52,11 +52,8 @@ class Layer:
 
     def units(self, pattern: Pattern) -> tuple[int, int]:
         """(weights pruned per group, number of groups) of this layer under ``pattern``."""
-        rows, cols = self.shape[0], self.numel // self.shape[0]
-        if isinstance(pattern, NInMPattern):
-            return pattern.n, self.numel // pattern.m
-        size = pattern.group_size(torch.Size((rows, cols)))
-        return size, self.numel // size
+        shape2d = torch.Size((self.shape[0], self.numel // self.shape[0]))
+        return pattern.group_size(shape2d), pattern.group_count(shape2d)
 
     def erk(self) -> float:
         """Erdős–Rényi-kernel density preference: (sum of dims) / (product of dims); denser for small layers."""
@@ -151,7 +148,7 @@ class Space:
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed
         self.layers = self._select(model)
-        self.patterns = {p: parse_pattern(p) for p in space.patterns}
+        self.patterns = {p: build_pattern(p) for p in space.patterns}
         self.check(model)
 
     def _select(self, model: nn.Module) -> list[Layer]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from sparsesearch.urls import mask_uri
+from sparsesearch.records.urls import mask_uri
 
 #: trial run statuses, as MLflow spells them
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"

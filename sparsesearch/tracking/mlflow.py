@@ -36,8 +36,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
 
 from sparsesearch.errors import ConfigError
+from sparsesearch.records.urls import mask_uri, with_driver
 from sparsesearch.tracking import TrialRun, flatten
-from sparsesearch.urls import mask_uri, with_driver
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class _Store:
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=study)
         self.parent_id = run.info.run_id
         self.batch(self.parent_id, params=[Param(k, _param_value(v)) for k, v in flatten(dict(spec)).items()])
-        from sparsesearch.yamlio import dump_yaml
+        from sparsesearch.formats.safe_yaml import dump_yaml
 
         self.client.log_text(self.parent_id, dump_yaml(dict(spec), header="study spec"), "spec.yaml")
         return self.parent_id, self.experiment_id

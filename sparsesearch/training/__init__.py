@@ -1,8 +1,8 @@
-"""Training-loop integration: the callback protocol and a reference train/evaluate loop."""
+"""Training: the callback protocol, a reference train/evaluate loop, and the runs a search makes."""
 
 from __future__ import annotations
 
-from sparsesearch.training.callbacks import NoCallbacks, TrainingCallbacks
+from sparsesearch.training.callbacks import Callbacks
 from sparsesearch.training.loop import evaluate, train
 
-__all__ = ["NoCallbacks", "TrainingCallbacks", "evaluate", "train"]
+__all__ = ["Callbacks", "evaluate", "train"]

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sparsesearch.errors import TrainingDiverged
-from sparsesearch.training.callbacks import NoCallbacks, TrainingCallbacks
+from sparsesearch.training.callbacks import Callbacks
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -26,7 +26,7 @@ def train(
     batches: Batches | Callable[[int], Batches],
     *,
     epochs: int,
-    pruner: TrainingCallbacks | None = None,
+    pruner: Callbacks | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     on_epoch_end: Callable[[int, float], Any] | None = None,
 ) -> list[float]:
@@ -36,7 +36,7 @@ def train(
     training early (the pruner's ``on_train_end`` still runs). A NaN or infinite loss raises
     :class:`TrainingDiverged` naming the epoch and step.
     """
-    callbacks: TrainingCallbacks = pruner if pruner is not None else NoCallbacks()
+    callbacks = pruner if pruner is not None else Callbacks()
     loss_fn = loss_fn or F.cross_entropy
     losses: list[float] = []
     model.train()

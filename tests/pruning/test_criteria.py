@@ -8,7 +8,7 @@ from torch import nn
 
 from sparsesearch.errors import ConfigError
 from sparsesearch.pruning import Pruner, prune
-from sparsesearch.pruning.patterns import parse_pattern, safe_sqrt, to_2d
+from sparsesearch.pruning.patterns import build_pattern, safe_sqrt, to_2d
 from sparsesearch.training import train
 
 from helpers import batches_of, classification_data, make_mlp
@@ -61,7 +61,7 @@ def test_group_lasso_shrinks_group_norms_and_never_makes_nan():
                                 "target_sparsity": 0.5, "schedule": {"start_step": 100, "end_step": 100}})
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
         train(model, opt, batches_of(x, y), epochs=4, pruner=pruner)
-        return safe_sqrt(parse_pattern("4x1").group_sq_norms(to_2d(model[2].weight.detach())))
+        return safe_sqrt(build_pattern("4x1").group_sq_norms(to_2d(model[2].weight.detach())))
 
     plain, lasso = norms_after(0.0), norms_after(0.1)
     assert float(lasso.sum()) < 0.8 * float(plain.sum())

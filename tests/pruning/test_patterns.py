@@ -8,7 +8,8 @@ from torch import nn
 
 from sparsesearch.errors import ConfigError
 from sparsesearch.pruning import prune
-from sparsesearch.pruning.patterns import from_2d, parse_pattern, to_2d
+from sparsesearch.pruning.patterns import from_2d, to_2d
+from sparsesearch.records.patterns import parse_pattern
 
 
 def _layer(kind: str, shape: tuple[int, ...], seed: int = 0) -> nn.Module:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sparsesearch.config import EarlyStopping, Export
+from sparsesearch.records.study import EarlyStopping, Export
 from sparsesearch.search.early_stopping import Stopper
 from sparsesearch.search.pareto import (
     NoTrialSelected,

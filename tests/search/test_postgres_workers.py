@@ -14,7 +14,7 @@ import yaml
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from sparsesearch.urls import with_driver
+from sparsesearch.records.urls import with_driver
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

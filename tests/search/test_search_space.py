@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from sparsesearch.config import Budget, SearchSpace, load_spec
 from sparsesearch.errors import ConfigError
 from sparsesearch.pruning import prune, sparsity_report
-from sparsesearch.pruning.patterns import parse_pattern
+from sparsesearch.pruning.patterns import build_pattern
+from sparsesearch.records.study import Budget, SearchSpace, load_spec
 from sparsesearch.search.space import Layer, Space, allocate
 
 BUDGET = Budget(epochs=6, batch_size=32, optimizer="adam", lr=1e-3)
@@ -47,7 +47,7 @@ def test_allocation_is_budget_exact_for_random_preferences(model_fn):
     layers = layers_of(model_fn())
     total = sum(layer.numel for layer in layers)
     g = torch.Generator().manual_seed(0)
-    one = parse_pattern("1x1")
+    one = build_pattern("1x1")
     for _ in range(300):
         target = float(torch.rand((), generator=g)) * 0.99
         prefs = (2.0 ** (torch.rand(len(layers), generator=g) * 8 - 4)).tolist()
@@ -59,7 +59,7 @@ def test_allocation_is_budget_exact_for_random_preferences(model_fn):
 
 def test_allocation_respects_per_layer_bounds():
     layers = layers_of(digits_like())
-    counts = allocate(layers, parse_pattern("1x1"), 0.6, [100.0, 1e-3, 1.0], (0.2, 0.9))
+    counts = allocate(layers, build_pattern("1x1"), 0.6, [100.0, 1e-3, 1.0], (0.2, 0.9))
     for layer in layers:
         assert 0.2 * layer.numel - 1 <= counts[layer.name] <= 0.9 * layer.numel + 1e-9
     assert sum(counts.values()) == round(0.6 * sum(layer.numel for layer in layers))
@@ -68,7 +68,7 @@ def test_allocation_respects_per_layer_bounds():
 def test_allocation_out_of_reach_is_a_clear_error():
     layers = layers_of(digits_like())
     with pytest.raises(ConfigError, match="cannot be met within the per-layer bounds"):
-        allocate(layers, parse_pattern("1x1"), 0.95, [1, 1, 1], (0.0, 0.9))
+        allocate(layers, build_pattern("1x1"), 0.95, [1, 1, 1], (0.0, 0.9))
 
 
 def test_sampled_local_configs_prune_exactly_the_sampled_budget():
@@ -93,7 +93,7 @@ def test_block_patterns_are_exact_within_one_group_per_layer():
                   digits_like(), 10)
     for trial in trials(30, seed=3):
         plan = space.sample(trial)
-        pattern = parse_pattern(plan.group.pattern)
+        pattern = build_pattern(plan.group.pattern)
         assert plan.target_sparsity <= pattern.max_sparsity + 1e-12
         model = digits_like(2)
         prune(model, plan.pruning)

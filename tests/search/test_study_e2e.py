@@ -9,8 +9,8 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from sparsesearch.config import load_spec
 from sparsesearch.pruning import PruningConfig
+from sparsesearch.records.study import load_spec
 from sparsesearch.search import Events, run_study
 from sparsesearch.search.pareto import front_trials
 from sparsesearch.tracking.mlflow import MlflowTracker

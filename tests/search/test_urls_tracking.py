@@ -6,8 +6,8 @@ import importlib.util
 
 import pytest
 
+from sparsesearch.records.urls import mask_uri, with_driver
 from sparsesearch.tracking import flatten
-from sparsesearch.urls import mask_uri, with_driver
 
 
 @pytest.mark.parametrize(("uri", "masked"), [

@@ -44,10 +44,10 @@ def main(verbose: int) -> None:
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Show epoch-based schedules in steps.")
 def validate(file: str, task: str | None, model_ref: str | None, steps_per_epoch: int | None) -> None:
     """Check a recipe, study spec, INC or LPOT config and print what it would do."""
-    from sparsesearch.describe import describe, model_from_reference, model_from_task
+    from sparsesearch.cli.describe import describe, model_from_reference, model_from_task
     from sparsesearch.errors import ConfigError
-    from sparsesearch.inc import read_config_file
-    from sparsesearch.recipes import match_model
+    from sparsesearch.formats.files import read_config_file
+    from sparsesearch.pruning import match_model
 
     if task and model_ref:
         raise ConfigError("give --task or --model, not both", key="--model", value=model_ref,
@@ -80,9 +80,10 @@ def convert(source: str, to: str, output: str, force: bool, steps_per_epoch: int
     from pathlib import Path
 
     from sparsesearch.errors import ConfigError
-    from sparsesearch.inc import export_inc_yaml, kind_name, read_config_file
-    from sparsesearch.recipes import recipe_to_yaml
-    from sparsesearch.yamlio import write_text_safely
+    from sparsesearch.formats.files import kind_name, read_config_file
+    from sparsesearch.formats.inc import export_inc_yaml
+    from sparsesearch.formats.recipe import recipe_to_yaml
+    from sparsesearch.formats.safe_yaml import write_text_safely
 
     if Path(output).exists() and Path(output).resolve() == Path(source).resolve():
         raise ConfigError("the output would replace the input file", value=output,
@@ -123,14 +124,15 @@ def _quiet_libraries(verbose: int) -> None:
 
 def _study_ref(spec_path: str | None, study: str | None, storage: str | None):
     """(name, storage URL, spec or None) from a spec file, --study/--storage, or the only study in the storage."""
-    from sparsesearch.config import DEFAULT_STORAGE, read_spec
     from sparsesearch.errors import ConfigError
+    from sparsesearch.formats.files import read_spec
+    from sparsesearch.records.study import DEFAULT_STORAGE
 
     spec = read_spec(spec_path) if spec_path else None
     url = storage or (spec.storage if spec else DEFAULT_STORAGE)
     name = study or (spec.name if spec else None)
     if name is None:
-        from sparsesearch.search.study import list_studies
+        from sparsesearch.search.storage import list_studies
 
         names = [s.study_name for s in list_studies(url)]
         if len(names) != 1:
@@ -162,10 +164,11 @@ def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float
     """
     import dataclasses
 
-    from sparsesearch.config import read_spec
-    from sparsesearch.console import ProgressEvents, result_lines
-    from sparsesearch.search.study import load, pareto_table, run_study
-    from sparsesearch.tracking import mask_uri
+    from sparsesearch.cli.console import ProgressEvents, result_lines
+    from sparsesearch.formats.files import read_spec
+    from sparsesearch.records.urls import mask_uri
+    from sparsesearch.search.runner import pareto_table, run_study
+    from sparsesearch.search.storage import load
 
     _quiet_libraries(ctx.find_root().params.get("verbose", 0))
     spec = read_spec(spec_path)
@@ -207,11 +210,12 @@ def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float
 @_spec_options
 def show(spec: str | None, study_name: str | None, storage: str | None) -> None:
     """The Pareto table and a summary of a study."""
-    from sparsesearch.config import Export
-    from sparsesearch.console import counts_text, pareto_lines
+    from sparsesearch.cli.console import counts_text, pareto_lines
+    from sparsesearch.records.study import Export
+    from sparsesearch.records.urls import mask_uri
     from sparsesearch.search import pareto
-    from sparsesearch.search.study import load, pareto_table, state_counts
-    from sparsesearch.tracking import mask_uri
+    from sparsesearch.search.runner import pareto_table
+    from sparsesearch.search.storage import load, state_counts
 
     name, url, spec_obj = _study_ref(spec, study_name, storage)
     study = load(name, url)
@@ -264,11 +268,11 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
     """Write the chosen Pareto trial's recipe YAML (with provenance and test accuracy)."""
     import dataclasses
 
-    from sparsesearch.config import Export
     from sparsesearch.errors import ConfigError
+    from sparsesearch.records.study import Export
     from sparsesearch.search import pareto
-    from sparsesearch.search.export import export_recipe
-    from sparsesearch.search.study import load, recipe_for_trial
+    from sparsesearch.search.export import export_recipe, recipe_for_trial
+    from sparsesearch.search.storage import load
 
     name, url, spec_obj = _study_ref(spec, study_name, storage)
     study = load(name, url)
@@ -306,10 +310,10 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
 @click.option("--storage", metavar="URL", help="Optuna storage (default: sqlite:///sparsesearch.db).")
 def studies(storage: str | None) -> None:
     """The studies in a storage, with their trial counts."""
-    from sparsesearch.config import DEFAULT_STORAGE
-    from sparsesearch.console import table
-    from sparsesearch.search.study import list_studies, load, state_counts
-    from sparsesearch.tracking import mask_uri
+    from sparsesearch.cli.console import table
+    from sparsesearch.records.study import DEFAULT_STORAGE
+    from sparsesearch.records.urls import mask_uri
+    from sparsesearch.search.storage import list_studies, load, state_counts
 
     url = storage or DEFAULT_STORAGE
     rows = []
@@ -337,9 +341,10 @@ def ui(spec: str | None, tracking_uri: str | None, port: int) -> None:
     import subprocess
     from pathlib import Path
 
-    from sparsesearch.config import DEFAULT_TRACKING_URI, read_spec
     from sparsesearch.errors import ConfigError
-    from sparsesearch.tracking import mask_uri
+    from sparsesearch.formats.files import read_spec
+    from sparsesearch.records.study import DEFAULT_TRACKING_URI
+    from sparsesearch.records.urls import mask_uri
 
     spec_obj = read_spec(spec) if spec else None
     uri = tracking_uri or (spec_obj.tracking.uri if spec_obj else DEFAULT_TRACKING_URI)
@@ -370,8 +375,8 @@ def ui(spec: str | None, tracking_uri: str | None, port: int) -> None:
               help="Start from this dense state_dict instead of the study's baseline.")
 def reproduce(recipe_path: str, storage: str | None, tracking_uri: str | None, dense: str | None) -> None:
     """Re-run an exported recipe with its seed and compare with the trial it came from."""
-    from sparsesearch.config import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
-    from sparsesearch.recipes import load_recipe
+    from sparsesearch.formats.recipe import load_recipe
+    from sparsesearch.records.study import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
     from sparsesearch.search.reproduce import TOLERANCE_POINTS
     from sparsesearch.search.reproduce import reproduce as rerun
 

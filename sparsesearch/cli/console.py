@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from sparsesearch.search import pareto
-from sparsesearch.search.study import Events, StudyResult
+from sparsesearch.search.events import Events, StudyResult
 
 
 def is_tty() -> bool:

@@ -1,6 +1,6 @@
 """The study spec: what a search study prunes, how long it trains, what it searches and where it records.
 
-A study spec is YAML (``studies/*.yaml``) loaded strictly through :mod:`sparsesearch.schema`, like a recipe:
+A study spec is YAML (``studies/*.yaml``) loaded strictly through :mod:`sparsesearch.records.schema`, like a recipe:
 unknown keys get the closest valid key, values are checked against their types and ranges, and every error
 names the key path. The names it accepts for pruning types, patterns, scopes and ramps are the pruning
 engine's own registries, so the spec and the engine cannot disagree.
@@ -16,28 +16,29 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from sparsesearch import schema
 from sparsesearch.errors import ConfigError, unknown_name
-from sparsesearch.pruning.config import OP_TYPES, SCOPES, check_layer_regexes
-from sparsesearch.pruning.criteria import CRITERIA
-from sparsesearch.pruning.patterns import parse_pattern
-from sparsesearch.pruning.schedules import RAMPS
+from sparsesearch.records import schema
+from sparsesearch.records.names import (
+    ALLOCATIONS,
+    CRITERIA,
+    INITS,
+    OBJECTIVES,
+    OP_TYPES,
+    OPTIMIZERS,
+    RAMPS,
+    RULES,
+    SAMPLERS,
+    SCOPES,
+    SEARCHABLE_TYPES,
+)
+from sparsesearch.records.patterns import parse_pattern
+from sparsesearch.records.pruning import check_layer_regexes
 
 DEFAULT_STORAGE = "sqlite:///sparsesearch.db"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
-#: pruning types a search may sample: every registered criterion that prunes a dense model
-#: (``pattern_lock`` keeps an existing pattern and prunes nothing, so sampling it would waste trials)
-SEARCHABLE_TYPES = tuple(name for name, c in CRITERIA.items() if not c.locks_pattern)
-OPTIMIZERS = ("adam", "adamw", "sgd")
-INITS = ("dense", "scratch")
-ALLOCATIONS = ("uniform", "erk")
-SAMPLERS = ("tpe", "random", "nsga2")
-OBJECTIVES = ("val_accuracy", "sparsity")
-RULES = ("max_sparsity_within_drop", "knee", "max_accuracy_at_sparsity")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 
@@ -101,7 +102,7 @@ class ScheduleSpace:
     ``frequency`` optimizer steps.
     """
 
-    ramps: tuple[str, ...] = schema.spec(("cubic",), choices=tuple(RAMPS))
+    ramps: tuple[str, ...] = schema.spec(("cubic",), choices=RAMPS)
     start: tuple[float, float] = schema.spec((0.0, 0.0), ge=0.0, le=1.0)
     end: tuple[float, float] = schema.spec((0.6, 0.6), ge=0.0, le=1.0)
     frequency: tuple[int, int] = schema.spec((1, 1), gt=0, doc="optimizer steps between mask updates")
@@ -289,12 +290,3 @@ def load_spec(data: Any, path: str | None = None) -> StudySpec:
         raise exc.located(file=path) from None
 
 
-def read_spec(path: str | Path) -> StudySpec:
-    """Read a study spec YAML file (safe loading), with file and line in errors."""
-    from sparsesearch.yamlio import read_yaml
-
-    doc = read_yaml(path)
-    try:
-        return schema.load(StudySpec, doc.data)
-    except ConfigError as exc:
-        raise doc.locate(exc) from None

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sparsesearch.errors import ConfigError, closest
-from sparsesearch.pruning.config import PruningGroup
 from sparsesearch.pruning.schedules import sparsity_at, update_steps
+from sparsesearch.records.pruning import PruningGroup
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from sparsesearch.inc import LoadedConfig
-    from sparsesearch.recipes import ModelMatch
+    from sparsesearch.formats.files import LoadedConfig
+    from sparsesearch.pruning.matching import ModelMatch
 
 
 def model_from_reference(ref: str) -> nn.Module:
@@ -177,7 +177,7 @@ def match_lines(match: ModelMatch, model_label: str) -> list[str]:
 def describe(loaded: LoadedConfig, *, match: ModelMatch | None = None, model_label: str = "",
              steps_per_epoch: int | None = None) -> list[str]:
     """Every line ``sparsesearch validate`` prints for a file that passed validation."""
-    from sparsesearch.inc import kind_name
+    from sparsesearch.formats.files import kind_name
 
     lines = [f"{loaded.doc.file}: valid {kind_name(loaded.kind)}"]
     if loaded.kind == "study":

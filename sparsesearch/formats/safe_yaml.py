@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from sparsesearch.errors import ConfigError
-from sparsesearch.schema import join
+from sparsesearch.records.schema import join
 
 __all__ = ["YamlDocument", "read_yaml", "parse_yaml", "dump_yaml", "write_text_safely", "locate"]
 

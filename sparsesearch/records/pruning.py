@@ -1,4 +1,4 @@
-"""The typed pruning configuration: schedules, layer groups, and the whole pruning config.
+"""The typed pruning configuration (torch-free): schedules, layer groups, and the whole pruning config.
 
 Defined once and used by the engine, the recipes and the search. Objects are frozen dataclasses; build them
 in Python (values are checked in ``__post_init__``) or from plain data with :meth:`PruningConfig.from_dict`
@@ -13,16 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sparsesearch import schema
 from sparsesearch.errors import ConfigError, unknown_name
-from sparsesearch.pruning.criteria import CRITERIA
-from sparsesearch.pruning.patterns import parse_pattern
-from sparsesearch.pruning.schedules import RAMPS
-
-SCOPES = ("local", "global")
-REDUCE_TYPES = ("mean", "sum", "max")
-#: module type names accepted in ``op_types``; "Conv" means any of Conv1d/2d/3d (INC spells it so).
-OP_TYPES = ("Linear", "Conv", "Conv1d", "Conv2d", "Conv3d")
+from sparsesearch.records import schema
+from sparsesearch.records.names import CRITERIA, OP_TYPES, RAMPS, REDUCE_TYPES, SCOPES
+from sparsesearch.records.patterns import parse_pattern
 
 
 def check_layer_regexes(obj: Any) -> None:
@@ -51,7 +45,7 @@ class Schedule:
     end_step: int = schema.spec(0, ge=0)
     pruning_frequency: int = schema.spec(1, gt=0)
     init_sparsity: float = schema.spec(0.0, ge=0.0, lt=1.0)
-    ramp: str = schema.spec("cubic", choices=tuple(RAMPS))
+    ramp: str = schema.spec("cubic", choices=RAMPS)
     start_epoch: int | None = schema.spec(None, ge=0)
     end_epoch: int | None = schema.spec(None, ge=0)
     frequency: int | None = schema.spec(None, gt=0, doc="pruning frequency in epochs")
@@ -135,11 +129,11 @@ class PruningGroup:
         if self.layer_targets and self.pruning_scope == "global":
             raise ConfigError("a per-layer target map sets each layer's sparsity, so it needs local scope",
                               key="pruning_scope", value="global", allowed="local (with layer_targets)")
+        if not pattern.supports_global and self.pruning_scope == "global":
+            raise ConfigError(f"the {self.pattern} pattern prunes a fixed share of every group of weights, "
+                              "so it is local by nature and cannot be combined with global scope",
+                              key="pruning_scope", value="global", allowed="local")
         if pattern.max_sparsity < 1.0:
-            if self.pruning_scope == "global":
-                raise ConfigError(f"the {self.pattern} pattern prunes a fixed share of every group of weights, "
-                                  "so it is local by nature and cannot be combined with global scope",
-                                  key="pruning_scope", value="global", allowed="local")
             targets = [("target_sparsity", self.target_sparsity)] if not self.layer_targets else [
                 (f"layer_targets.{k}", v) for k, v in self.layer_targets.items()]
             targets.append(("schedule.init_sparsity", self.schedule.init_sparsity))

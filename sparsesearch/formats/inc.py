@@ -76,31 +76,6 @@ Surprising points, all reproduced unless said otherwise:
   ``retrain_free``, ``sparse_gpt``, ``wanda`` (post-training or mask-parameter methods) and ``mha`` (head)
   patterns.
 * ``snip_momentum`` scores as INC does: score ← 0.9·score + |w·g| before every optimizer step.
-
-LPOT ``pruning:`` section
--------------------------
-Pruner instances sit under the algorithm (``magnitude``, the only one) with optional ``weights`` (parameter
-names such as ``layer1.0.conv1.weight``; their modules are pruned), ``target_sparsity``, ``init_sparsity``,
-``start_epoch``, ``end_epoch``, ``frequency`` and ``method: per_tensor``, overriding the global keys of the
-same names. An empty or absent ``weights`` list means every Linear and Conv layer. Each instance becomes
-one local-scope magnitude group with a linear ramp from ``init_sparsity`` at ``start_epoch`` to
-``target_sparsity`` at ``end_epoch``, updated every ``frequency`` epochs (at the start of the epoch, as
-LPOT's ``on_epoch_begin``); the Pruner converts epochs to steps with ``steps_per_epoch``. Other top-level
-sections of an LPOT YAML (model, quantization, tuning, ...) are ignored and listed. Where LPOT's own code
-differed from its documentation, the documentation is followed and the difference noted:
-
-* LPOT's ``MagnitudePrunePolicy`` pruned only 4-D (convolution) weights; listed Linear weights were
-  silently skipped. Here every listed weight is pruned.
-* LPOT read ``start_epoch``, ``end_epoch`` and ``frequency`` from the global section only; per-instance
-  values (documented as overrides) were ignored. Here they override.
-* With ``start_epoch == end_epoch`` LPOT pruned to ``init_sparsity`` (0 by default: nothing); here to
-  ``target_sparsity``, one-shot.
-* When ``end_epoch - start_epoch`` is not a multiple of ``frequency``, LPOT never reached the target; here
-  the target is reached at ``end_epoch``.
-* LPOT pruned floor(s·n)+1 weights (everything up to and including its threshold); here round(s·n).
-* An instance without ``weights`` next to instances with ``weights``: LPOT pruned the shared layers with
-  both masks; here the specific instance wins and the catch-all instance skips those layers.
-* ``method: per_channel`` (a per-kernel threshold on signed values) is not supported.
 """
 
 from __future__ import annotations
@@ -112,13 +87,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparsesearch import schema
 from sparsesearch.errors import ConfigError, closest
-from sparsesearch.pruning.config import OP_TYPES, REDUCE_TYPES, SCOPES, PruningConfig, PruningGroup
-from sparsesearch.pruning.criteria import CRITERIA
-from sparsesearch.pruning.patterns import NInMPattern, parse_pattern
-from sparsesearch.recipes import Recipe, Selection, exact_name_regex, make_recipe, recipe_from_data
-from sparsesearch.yamlio import YamlDocument, dump_yaml, read_yaml
+from sparsesearch.formats.safe_yaml import YamlDocument, dump_yaml
+from sparsesearch.records import schema
+from sparsesearch.records.names import CRITERIA, OP_TYPES, REDUCE_TYPES, SCOPES
+from sparsesearch.records.patterns import parse_pattern
+from sparsesearch.records.pruning import PruningConfig, PruningGroup
+from sparsesearch.records.recipe import Recipe, Selection, exact_name_regex, make_recipe
 
 log = logging.getLogger(__name__)
 
@@ -206,39 +181,6 @@ def WeightPruningConfig(pruning_configs: Sequence[Mapping[str, Any]] | None = No
     return data
 
 
-# ------------------------------------------------------------------------------------------ detection
-
-_STUDY_KEYS = ("name", "task", "task_args", "budget", "space", "objectives", "constraints", "early_stopping",
-               "sampler", "n_startup_trials", "n_trials", "timeout", "storage", "tracking", "export", "num_threads")
-_LPOT_KEYS = ("magnitude", "start_epoch", "end_epoch", "frequency", "init_sparsity", "target_sparsity")
-
-
-def detect_format(data: Any) -> str | None:
-    """Which kind of file ``data`` is: recipe, pruning, inc, inc-yaml, lpot, study, or None."""
-    if not isinstance(data, Mapping):
-        return None
-    keys = set(data)
-    pruning = data.get("pruning")
-    if isinstance(pruning, Mapping):
-        if "groups" in pruning:
-            return "recipe"
-        if "approach" in pruning:
-            return "inc-yaml"  # INC 2.x YAML files also carry version: 1.0 and model: sections
-        if set(pruning) & set(_LPOT_KEYS):
-            return "lpot"
-    if "version" in keys:
-        return "recipe"
-    if "groups" in keys:
-        return "pruning"
-    if isinstance(pruning, Mapping):
-        return "lpot"
-    if "pruning_configs" in keys or keys & set(INC_DEFAULTS):
-        return "inc"
-    if keys & set(_STUDY_KEYS):
-        return "study"
-    return None
-
-
 # ------------------------------------------------------------------------------------------ INC import
 
 
@@ -263,7 +205,7 @@ def import_inc(config: Any, *, doc: YamlDocument | None = None, source: str | No
     data = _object_to_data(config)
     origins = origins if origins is not None else {}
     try:
-        if isinstance(data, Mapping) and detect_format(data) == "inc-yaml":
+        if isinstance(data, Mapping) and isinstance(data.get("pruning"), Mapping) and "approach" in data["pruning"]:
             recipe = _import_inc_yaml(data, origins)
         else:
             recipe = _import_inc_parts(data, "", "pruning_configs", origins)
@@ -433,7 +375,7 @@ def _inc_group(glob: _IncSettings, local: _IncSettings, path: str, local_path: s
     max_ratio = value("max_sparsity_ratio_per_op")
     min_ratio = value("min_sparsity_ratio_per_op")
     scope = value("pruning_scope")
-    if isinstance(pattern, NInMPattern):
+    if pattern.kind == "n_in_m":
         if target > pattern.max_sparsity + 1e-12 and ptype != "pattern_lock":
             raise ConfigError(f"in the {pattern_text} pattern the largest sparsity is N/M = {pattern.max_sparsity:g}",
                               key=where("target_sparsity"), value=target, allowed=f"0 .. {pattern.max_sparsity:g}")
@@ -514,145 +456,6 @@ def _with_source(recipe: Recipe, kind: str, source: str | None) -> Recipe:
         return recipe
     notes = (f"converted from {kind.upper()} file {Path(source).name}",) + recipe.provenance.notes
     return dataclasses.replace(recipe, provenance=dataclasses.replace(recipe.provenance, notes=notes))
-
-
-# ----------------------------------------------------------------------------------------- LPOT import
-
-
-@dataclass(frozen=True)
-class _LpotInstance:
-    weights: tuple[str, ...] | None = None
-    target_sparsity: float | None = schema.spec(None, ge=0.0, lt=1.0)
-    init_sparsity: float | None = schema.spec(None, ge=0.0, lt=1.0)
-    start_epoch: int | None = schema.spec(None, ge=0)
-    end_epoch: int | None = schema.spec(None, ge=0)
-    frequency: int | None = schema.spec(None, gt=0)
-    method: str | None = schema.spec(None, choices=("per_tensor",))
-
-
-@dataclass(frozen=True)
-class _LpotPruning:
-    magnitude: dict[str, _LpotInstance | None] | None = None
-    start_epoch: int | None = schema.spec(None, ge=0)
-    end_epoch: int | None = schema.spec(None, ge=0)
-    frequency: int | None = schema.spec(None, gt=0)
-    init_sparsity: float | None = schema.spec(None, ge=0.0, lt=1.0)
-    target_sparsity: float | None = schema.spec(None, ge=0.0, lt=1.0)
-
-
-def import_lpot(data: Any, *, doc: YamlDocument | None = None, source: str | None = None,
-                origins: dict[str, str] | None = None) -> Recipe:
-    """A recipe from an LPOT YAML (the whole file's data, or just its ``pruning`` section).
-
-    ``origins`` as for :func:`import_inc`.
-    """
-    try:
-        recipe = _import_lpot(data, origins if origins is not None else {})
-    except ConfigError as exc:
-        raise (doc.locate(exc) if doc is not None else exc) from None
-    return _with_source(recipe, "lpot", source)
-
-
-def _import_lpot(data: Any, origins: dict[str, str]) -> Recipe:
-    notes: list[str] = []
-    if isinstance(data, Mapping) and "pruning" in data:
-        ignored = [k for k in data if k != "pruning"]
-        if ignored:
-            notes.append(f"LPOT sections other than pruning ignored: {', '.join(map(str, ignored))}")
-        section, path = data["pruning"], "pruning"
-    else:
-        section, path = data, ""
-    lp = schema.load(_LpotPruning, section, path)
-    instances = dict(lp.magnitude or {})
-    if not instances:
-        raise ConfigError("needs at least one pruner instance under magnitude", key=schema.join(path, "magnitude"),
-                          value=lp.magnitude, allowed="a mapping of instance names to settings, e.g. "
-                          "magnitude: {prune1: {weights: [layer1.0.conv1.weight]}}")
-    specific: set[str] = set()
-    per_instance: list[tuple[str, _LpotInstance, tuple[str, ...]]] = []
-    for name, inst in instances.items():
-        inst = inst or _LpotInstance()
-        ipath = schema.join(schema.join(path, "magnitude"), name)
-        modules: list[str] = []
-        for i, weight in enumerate(inst.weights or ()):
-            if not weight.endswith(".weight") or weight == ".weight":
-                raise ConfigError("only the weights of Linear and Conv layers can be pruned",
-                                  key=f"{ipath}.weights[{i}]", value=weight,
-                                  allowed="parameter names ending in .weight, such as layer1.0.conv1.weight",
-                                  suggestion=(weight.rsplit(".", 1)[0] + ".weight") if "." in weight else None)
-            modules.append(weight[: -len(".weight")])
-        if len(set(modules)) != len(modules):
-            dup = next(m for m in modules if modules.count(m) > 1)
-            raise ConfigError("a weight is listed twice", key=f"{ipath}.weights", value=dup + ".weight",
-                              allowed="each weight once")
-        specific.update(modules)
-        per_instance.append((ipath, inst, tuple(modules)))
-
-    groups = []
-    for gi, (ipath, inst, modules) in enumerate(per_instance):
-        def pick(key: str, inst: _LpotInstance = inst, ipath: str = ipath) -> tuple[Any, str]:
-            """The instance's value of ``key`` or the global one, with its key path."""
-            own = getattr(inst, key)
-            if own is not None:
-                return own, f"{ipath}.{key}"
-            return getattr(lp, key), schema.join(path, key)
-
-        target, _ = pick("target_sparsity")
-        if target is None:
-            raise ConfigError("missing required key: LPOT needs a target sparsity (global or per instance)",
-                              key=schema.join(path, "target_sparsity"), allowed="a number in [0.0, 1.0)")
-        init, ikey = pick("init_sparsity")
-        init = init or 0.0
-        start, _ = pick("start_epoch")
-        start = 0 if start is None else start
-        end, ekey = pick("end_epoch")
-        end = start if end is None else end
-        freq, _ = pick("frequency")
-        freq = freq or 1
-        if end < start:
-            raise ConfigError(f"end_epoch must not be before start_epoch ({start})", key=ekey, value=end,
-                              allowed=f">= {start}")
-        if init > target:
-            raise ConfigError(f"init_sparsity must not exceed target_sparsity ({target:g})", key=ikey, value=init,
-                              allowed=f"0 .. {target:g}")
-        label = ipath
-        if start == end:
-            notes.append(f"{label}: start_epoch == end_epoch: one-shot to target_sparsity {target:g} at epoch "
-                         f"{start} (LPOT itself pruned to init_sparsity {init:g} in this case)")
-        elif (end - start) % freq:
-            notes.append(f"{label}: end_epoch - start_epoch is not a multiple of frequency {freq}: LPOT never reached "
-                         f"the target; sparsesearch reaches {target:g} at epoch {end}")
-        for key in ("start_epoch", "end_epoch", "frequency"):
-            if getattr(inst, key) is not None:
-                notes.append(f"{label}: per-instance {key} honoured as LPOT's documentation says (LPOT's own code "
-                             "read it from the global section only)")
-        schedule = {"start_epoch": start, "end_epoch": end, "frequency": freq, "init_sparsity": init,
-                    "ramp": "linear"}
-        group: dict[str, Any] = {"pruning_type": "magnitude", "pattern": "1x1", "pruning_scope": "local",
-                                 "schedule": schedule}
-        if modules:
-            group["layer_targets"] = {m: target for m in modules}
-            group["target_sparsity"] = target
-        else:
-            group["target_sparsity"] = target
-            others = sorted(specific)
-            if others:
-                group["excluded_op_names"] = [exact_name_regex(m) for m in others]
-                notes.append(f"{label}: no weights listed (all layers), except those other instances list: "
-                             f"{', '.join(others)}")
-        origins[f"pruning.groups[{gi}]"] = ipath
-        for j, module in enumerate(modules):
-            origins[f"pruning.groups[{gi}].layer_targets.{module}"] = f"{ipath}.weights[{j}]"
-        try:
-            groups.append(schema.load(PruningGroup, group))
-        except ConfigError as exc:
-            raise exc.located(prefix=ipath) from None
-    notes.append("LPOT's magnitude pruner pruned only 4-D (convolution) weights; every listed (or, with no list, "
-                 "every Linear and Conv) weight is pruned here")
-    notes.append("schedules are in epochs: give the Pruner steps_per_epoch (training.steps_per_epoch in a recipe)")
-    for note in notes:
-        log.info("LPOT import: %s", note)
-    return make_recipe(PruningConfig(tuple(groups)), provenance={"imported_from": "lpot", "notes": _dedupe(notes)})
 
 
 # ------------------------------------------------------------------------------------------ INC export
@@ -771,107 +574,5 @@ def export_inc_yaml(recipe: Recipe | PruningConfig, *, steps_per_epoch: int | No
     return dump_yaml(data, header="\n".join(header)), lost
 
 
-# ------------------------------------------------------------------------------- reading any config
 
-
-@dataclass(frozen=True)
-class LoadedConfig:
-    """A config file read and converted to a recipe (``recipe`` is None for a study spec)."""
-
-    kind: str
-    doc: YamlDocument
-    recipe: Recipe | None = None
-    study: Any = None
-    origins: Mapping[str, str] = dataclasses.field(default_factory=dict)
-
-    def locate(self, err: ConfigError) -> ConfigError:
-        """``err`` (about the converted recipe) pointed at the key and line of the original file."""
-        key = translate_key(err.key, self.origins)
-        if key != err.key:
-            err = ConfigError(err.problem, key=key or None, value=err.value, allowed=err.allowed,
-                              suggestion=err.suggestion, file=err.file, line=err.line)
-        return self.doc.locate(err)
-
-
-def translate_key(key: str | None, origins: Mapping[str, str]) -> str | None:
-    """The original file's key path for a recipe key path (longest known prefix replaced)."""
-    if not key or not origins:
-        return key
-    best = None
-    for prefix in origins:
-        fits = key == prefix or (key.startswith(prefix) and key[len(prefix)] in ".[")
-        if fits and (best is None or len(prefix) > len(best)):
-            best = prefix
-    if best is None:
-        return key
-    rest = key[len(best):]
-    base = origins[best]
-    if not base:
-        return rest.lstrip(".") or None
-    return base + rest
-
-
-_KIND_NAMES = {"recipe": "sparsesearch recipe", "pruning": "sparsesearch pruning config",
-               "inc": "INC WeightPruningConfig", "inc-yaml": "INC pruning YAML", "lpot": "LPOT pruning YAML",
-               "study": "sparsesearch study spec"}
-_TOP_KEYS = ("version", "pruning", "groups", "pruning_configs", *INC_DEFAULTS, *_STUDY_KEYS)
-
-
-def kind_name(kind: str) -> str:
-    return _KIND_NAMES.get(kind, kind)
-
-
-def read_config_file(path: str | Path) -> LoadedConfig:
-    """Read any config sparsesearch understands (recipe, bare pruning config, INC, LPOT, study spec)."""
-    doc = read_yaml(path)
-    data = doc.data
-    kind = detect_format(data)
-    if kind == "recipe":
-        return LoadedConfig(kind, doc, recipe_from_data(data, doc))
-    if kind == "pruning":
-        try:
-            config = PruningConfig.from_dict(data)
-        except ConfigError as exc:
-            raise doc.locate(exc) from None
-        return LoadedConfig(kind, doc, make_recipe(config, stamp=False))
-    if kind in ("inc", "inc-yaml"):
-        origins: dict[str, str] = {}
-        return LoadedConfig(kind, doc, import_inc(data, doc=doc, source=str(path), origins=origins), origins=origins)
-    if kind == "lpot":
-        origins = {}
-        return LoadedConfig(kind, doc, import_lpot(data, doc=doc, source=str(path), origins=origins),
-                            origins=origins)
-    if kind == "study":
-        return LoadedConfig(kind, doc, study=load_study_spec(doc))
-    keys = [str(k) for k in data]
-    suggestion = next((closest(k, _TOP_KEYS) for k in keys if closest(k, _TOP_KEYS)), None)
-    raise doc.locate(ConfigError(
-        f"not a file sparsesearch knows (top-level keys: {', '.join(keys[:8]) or 'none'})",
-        key=keys[0] if keys else None,
-        allowed="a recipe (version, pruning), a pruning config (groups), an INC WeightPruningConfig "
-        "(pruning_configs, target_sparsity, ...), an LPOT YAML (pruning: magnitude: ...) or a study spec",
-        suggestion=suggestion))
-
-
-def load_study_spec(doc: YamlDocument) -> Any:
-    """A study spec, strictly (the schema lives in :mod:`sparsesearch.config`)."""
-    from sparsesearch.config import StudySpec
-
-    try:
-        return schema.load(StudySpec, doc.data)
-    except ConfigError as exc:
-        raise doc.locate(exc) from None
-
-
-__all__ = [
-    "INC_DEFAULTS",
-    "LoadedConfig",
-    "WeightPruningConfig",
-    "detect_format",
-    "export_inc",
-    "export_inc_yaml",
-    "import_inc",
-    "import_lpot",
-    "read_config_file",
-]
-
+__all__ = ["INC_DEFAULTS", "WeightPruningConfig", "export_inc", "export_inc_yaml", "import_inc"]

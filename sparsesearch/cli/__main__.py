@@ -1,0 +1,5 @@
+"""``python -m sparsesearch.cli``: the command line."""
+
+from sparsesearch.cli.main import main
+
+main()

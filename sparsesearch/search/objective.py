@@ -1,0 +1,127 @@
+"""One trial: sample a pruning config, train from the dense weights with the pruner in the loop, record."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import optuna
+from optuna.trial import TrialState
+
+from sparsesearch.errors import SparseSearchError, TrainingDiverged
+from sparsesearch.search.context import Context
+from sparsesearch.search.early_stopping import Stopper
+from sparsesearch.search.events import Events
+from sparsesearch.search.export import build_recipe, recipe_text
+from sparsesearch.search.storage import INTERRUPTED
+from sparsesearch.tracking import FAILED, FINISHED, KILLED, Tracker, TrialRun, flatten
+from sparsesearch.training.runs import RunResult, run
+
+log = logging.getLogger(__name__)
+
+#: metrics logged per epoch (the final values are not logged again)
+EPOCH_KEYS = ("val_accuracy", "sparsity", "loss")
+
+
+class TrialFailed(SparseSearchError):
+    """A trial failed (diverged, or its task raised); the study goes on."""
+
+
+class Objective:
+    """One trial: sample, build the pruner, train from the dense weights, evaluate, record."""
+
+    def __init__(self, study: optuna.Study, ctx: Context, tracker: Tracker, events: Events) -> None:
+        self.study = study
+        self.ctx = ctx
+        self.tracker = tracker
+        self.events = events
+
+    def _completed_curves(self) -> list[list[tuple[float, float]]]:
+        if not (self.ctx.spec.early_stopping.enabled and "dominated" in self.ctx.spec.early_stopping.rules):
+            return []
+        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return [[(float(a), float(s)) for a, s in t.user_attrs.get("curve", [])] for t in trials]
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        ctx = self.ctx
+        plan = ctx.space.sample(trial)
+        settings = ctx.settings(plan)
+        config = plan.pruning.to_dict()
+        training = {**dataclasses.asdict(settings), "finetune_epochs": plan.finetune_epochs}
+        trial.set_user_attr("config", config)
+        trial.set_user_attr("training", training)
+        trial.set_user_attr("summary", plan.summary)
+        params = {**flatten({"pruning": config["groups"][0]}), **flatten({"training": training}),
+                  "allocation": plan.summary.get("allocation")}
+        warm = trial.user_attrs.get("warm_start")
+        run_handle = self.tracker.start_trial(trial.number, params,
+                                              tags={"sparsesearch.warm_start": warm} if warm else None)
+        self.events.trial_started(trial.number, plan.summary, plan.epochs)
+        stopper = Stopper(ctx.spec.early_stopping, ctx.floor, self._completed_curves(), epochs=plan.epochs,
+                          target=plan.target_sparsity)
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> str | None:
+            shown = {k: v for k, v in metrics.items() if k != "target_reached"}
+            self.tracker.log_epoch(run_handle, epoch, shown)
+            self.events.trial_epoch(trial.number, epoch, shown)
+            return stopper.check(epoch, metrics["val_accuracy"], metrics["sparsity"],
+                                 bool(metrics.get("target_reached")))
+
+        try:
+            result = run(ctx.start_model(), ctx.splits, settings, pruning=plan.pruning, on_epoch=on_epoch)
+        except KeyboardInterrupt:
+            trial.set_user_attr("stop_reason", INTERRUPTED)
+            self._finish(trial, run_handle, KILLED, None, None, tags={"sparsesearch.state": "FAIL",
+                                                                      "sparsesearch.stop_reason": INTERRUPTED})
+            self.events.trial_done(trial.number, "INTERRUPTED", None, INTERRUPTED, None)
+            raise
+        except TrainingDiverged as exc:
+            log.warning("trial %d failed: %s", trial.number, exc)
+            self._fail(trial, run_handle, str(exc))
+            raise TrialFailed(str(exc)) from None
+        except Exception as exc:  # the task's own code may raise anything: record the trial as failed, go on
+            log.warning("trial %d failed: %s: %s", trial.number, type(exc).__name__, exc)
+            log.debug("trial %d traceback", trial.number, exc_info=True)
+            self._fail(trial, run_handle, f"{type(exc).__name__}: {exc}")
+            raise TrialFailed(f"{type(exc).__name__}: {exc}") from exc
+
+        run_id = run_handle.run_id
+        metrics = result.metrics()
+        drop = (ctx.dense["val_accuracy"] - result.val_accuracy) if "val_accuracy" in ctx.dense else None
+        if drop is not None:
+            metrics["accuracy_drop"] = drop
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("curve", [[round(r["val_accuracy"], 6), round(r["sparsity"], 6)] for r in result.curve])
+        trial.set_user_attr("run_id", run_id)
+        recipe = build_recipe(study=self.study.study_name, task=ctx.spec.task, task_args=ctx.spec.task_args,
+                              number=trial.number, config=config,
+                              training=training, steps_per_epoch=ctx.steps_per_epoch,
+                              metrics={**metrics, "stop_reason": result.stop_reason}, dense=ctx.dense,
+                              run_id=run_id, init=ctx.spec.budget.init)
+        if result.stop_reason:
+            trial.set_user_attr("stop_reason", result.stop_reason)
+            self._finish(trial, run_handle, KILLED, result, recipe_text(recipe),
+                         tags={"sparsesearch.state": "PRUNED", "sparsesearch.stop_reason": result.stop_reason})
+            self.events.trial_done(trial.number, "PRUNED", None, result.stop_reason, None)
+            raise optuna.TrialPruned(result.stop_reason)
+        max_drop = ctx.spec.constraints.max_accuracy_drop
+        if max_drop is not None and drop is not None:
+            trial.set_constraint("accuracy_drop", drop - max_drop)
+        feasible = max_drop is None or drop is None or drop <= max_drop
+        self._finish(trial, run_handle, FINISHED, result, recipe_text(recipe),
+                     tags={"sparsesearch.state": "COMPLETE", "sparsesearch.feasible": str(feasible).lower()})
+        return result.val_accuracy, result.sparsity
+
+    def _fail(self, trial: optuna.Trial, run_handle: TrialRun, reason: str) -> None:
+        trial.set_user_attr("stop_reason", reason)
+        self._finish(trial, run_handle, FAILED, None, None,
+                     tags={"sparsesearch.state": "FAIL", "sparsesearch.stop_reason": reason[:5000]})
+        self.events.trial_done(trial.number, "FAIL", None, reason, None)
+
+    def _finish(self, trial: optuna.Trial, run_handle: TrialRun, status: str, result: RunResult | None,
+                recipe_yaml: str | None, tags: dict[str, str]) -> None:
+        metrics = None
+        if result is not None:  # the per-epoch curves already end with the final val_accuracy and sparsity
+            metrics = {k: v for k, v in trial.user_attrs.get("metrics", {}).items() if k not in EPOCH_KEYS}
+        self.tracker.finish_trial(run_handle, status, metrics=metrics, layers=result.layers if result else None,
+                                  recipe_yaml=recipe_yaml, tags=tags)
