@@ -14,7 +14,7 @@ from sparsesearch.records.study import load_spec
 from sparsesearch.search import pareto
 from sparsesearch.search.runner import StudyResult, run_study
 from sparsesearch.search.storage import load
-from sparsesearch.tracking import NullTracker
+from sparsesearch.tracking import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def run(base: dict[str, Any], *, tracking: bool = False, **changes: Any) -> tupl
     """Run a study in a fresh temporary directory; returns the result and the Optuna study."""
     workdir = Path(tempfile.mkdtemp(prefix="sparsesearch-bench-"))
     spec = spec_from(base, workdir, tracking=tracking, **changes)
-    result = run_study(spec, tracker=None if tracking else NullTracker(), workdir=workdir / "work")
+    result = run_study(spec, tracker=None if tracking else Tracker(), workdir=workdir / "work")
     return result, load(spec.name, spec.storage)
 
 

@@ -25,8 +25,9 @@ import torch  # noqa: E402
 from search_common import best_at, pct, quickstart_data, run, spec_from  # noqa: E402
 
 from sparsesearch.pruning import PruningConfig, PruningGroup, Schedule  # noqa: E402
+from sparsesearch.records.training import TrainingSettings  # noqa: E402
 from sparsesearch.search.context import build_context  # noqa: E402
-from sparsesearch.training.runs import Settings, fresh_model, load_state  # noqa: E402
+from sparsesearch.training.runs import fresh_model, load_state  # noqa: E402
 from sparsesearch.training.runs import run as train_run  # noqa: E402
 
 LEVELS = (0.90, 0.95, 0.98, 0.99)
@@ -40,7 +41,8 @@ def baseline(ctx, dense_state, scope: str, sparsity: float, epochs: int) -> dict
                          max_sparsity_ratio_per_op=0.999, schedule=Schedule(start_step=0, end_step=end, ramp="cubic"))
     for lr in LRS:
         model = load_state(fresh_model(ctx.task, ctx.spec.seed), dense_state)
-        settings = Settings(epochs, int(ctx.budget.batch_size), "adam", lr, seed=ctx.spec.seed)
+        settings = TrainingSettings(epochs=epochs, batch_size=int(ctx.budget.batch_size), optimizer="adam", lr=lr,
+                                    seed=ctx.spec.seed)
         r = train_run(model, ctx.splits, settings, pruning=PruningConfig((group,)))
         if best is None or r.val_accuracy > best["val"]:
             best = {"val": r.val_accuracy, "test": r.test_accuracy, "sparsity": r.sparsity, "lr": lr}

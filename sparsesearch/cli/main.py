@@ -211,6 +211,7 @@ def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float
 def show(spec: str | None, study_name: str | None, storage: str | None) -> None:
     """The Pareto table and a summary of a study."""
     from sparsesearch.cli.console import counts_text, pareto_lines
+    from sparsesearch.records.state import StudyState, TrialRecord
     from sparsesearch.records.study import Export
     from sparsesearch.records.urls import mask_uri
     from sparsesearch.search import pareto
@@ -220,9 +221,9 @@ def show(spec: str | None, study_name: str | None, storage: str | None) -> None:
     name, url, spec_obj = _study_ref(spec, study_name, storage)
     study = load(name, url)
     trials = study.get_trials(deepcopy=False)
-    dense = study.user_attrs.get("baseline", {})
-    stored = study.user_attrs.get("spec", {})
-    rule = spec_obj.export if spec_obj else Export(**stored.get("export", {})) if stored.get("export") else Export()
+    state = StudyState.of(study.user_attrs)
+    dense, stored = state.baseline, state.spec
+    rule = spec_obj.export if spec_obj else Export(**state.export)
     front = pareto.front_trials(study)
     pts = pareto.points(front)
     try:
@@ -247,9 +248,8 @@ def show(spec: str | None, study_name: str | None, storage: str | None) -> None:
     stopped = [t for t in trials if t.state.name == "PRUNED"]
     if stopped:
         click.echo(f"stopped early: {len(stopped)} trials (e.g. trial {stopped[-1].number}: "
-                   f"{stopped[-1].user_attrs.get('stop_reason', '?')})")
-    tracking = study.user_attrs.get("tracking", {})
-    for uri, info in tracking.items():
+                   f"{TrialRecord.of(stopped[-1].user_attrs).stop_reason or '?'})")
+    for uri, info in state.tracking.items():
         click.echo(f"tracking: {uri}, experiment {info.get('experiment')!r}, study run {info.get('parent_run_id')}")
 
 
@@ -269,6 +269,7 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
     import dataclasses
 
     from sparsesearch.errors import ConfigError
+    from sparsesearch.records.state import StudyState
     from sparsesearch.records.study import Export
     from sparsesearch.search import pareto
     from sparsesearch.search.export import export_recipe, recipe_for_trial
@@ -276,11 +277,11 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
 
     name, url, spec_obj = _study_ref(spec, study_name, storage)
     study = load(name, url)
-    stored = study.user_attrs.get("spec", {})
-    chosen_rule = spec_obj.export if spec_obj else (Export(**stored["export"]) if stored.get("export") else Export())
+    state = StudyState.of(study.user_attrs)
+    chosen_rule = spec_obj.export if spec_obj else Export(**state.export)
     changes = {k: v for k, v in (("rule", rule), ("max_drop", max_drop), ("min_sparsity", min_sparsity)) if v is not None}
     chosen_rule = dataclasses.replace(chosen_rule, **changes)
-    dense = study.user_attrs.get("baseline", {})
+    dense = state.baseline
     if trial_number is not None:
         trials = [t for t in study.get_trials(deepcopy=False) if t.number == trial_number]
         if not trials or trials[0].state.name != "COMPLETE":
@@ -311,6 +312,7 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
 def studies(storage: str | None) -> None:
     """The studies in a storage, with their trial counts."""
     from sparsesearch.cli.console import table
+    from sparsesearch.records.state import StudyState
     from sparsesearch.records.study import DEFAULT_STORAGE
     from sparsesearch.records.urls import mask_uri
     from sparsesearch.search.storage import list_studies, load, state_counts
@@ -319,7 +321,7 @@ def studies(storage: str | None) -> None:
     rows = []
     for summary in list_studies(url):
         counts = state_counts(load(summary.study_name, url).get_trials(deepcopy=False))
-        rows.append({"study": summary.study_name, "task": summary.user_attrs.get("spec", {}).get("task", "-"),
+        rows.append({"study": summary.study_name, "task": StudyState.of(summary.user_attrs).task or "-",
                      "trials": summary.n_trials, "complete": counts.get("COMPLETE", 0),
                      "stopped": counts.get("PRUNED", 0), "failed": counts.get("FAIL", 0),
                      "running": counts.get("RUNNING", 0),

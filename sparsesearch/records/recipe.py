@@ -30,8 +30,8 @@ from typing import Any
 from sparsesearch import __version__
 from sparsesearch.errors import ConfigError
 from sparsesearch.records import schema
-from sparsesearch.records.names import INITS, OPTIMIZERS
 from sparsesearch.records.pruning import PruningConfig, Schedule
+from sparsesearch.records.training import TrainingSettings
 
 RECIPE_VERSION = 1
 """The recipe format this sparsesearch writes and the newest it reads."""
@@ -51,30 +51,6 @@ class Selection:
 
     exclude_classifier_head: bool = False
     skip_incompatible_layers: bool = False
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """What reproducing the result needs beyond the pruning config (names as in a study's budget)."""
-
-    task: str | None = schema.spec(None, doc="built-in task name or 'package.module:callable'")
-    task_args: dict[str, Any] = dataclasses.field(default_factory=dict)
-    seed: int = schema.spec(0, ge=0)
-    init: str = schema.spec("dense", choices=INITS, doc="dense: from the trained dense model; scratch: from init")
-    epochs: int = schema.spec(1, ge=1)
-    finetune_epochs: int = schema.spec(0, ge=0, doc="last epochs: mask-locked fine-tuning")
-    steps_per_epoch: int | None = schema.spec(None, gt=0, doc="needed by epoch-based schedules")
-    batch_size: int = schema.spec(32, ge=1)
-    optimizer: str = schema.spec("sgd", choices=OPTIMIZERS)
-    lr: float = schema.spec(0.01, gt=0.0)
-    momentum: float = schema.spec(0.9, ge=0.0, lt=1.0, doc="SGD momentum")
-    weight_decay: float = schema.spec(0.0, ge=0.0)
-
-    def __post_init__(self) -> None:
-        schema.validate_fields(self)
-        if self.finetune_epochs >= self.epochs and self.finetune_epochs:
-            raise ConfigError(f"finetune_epochs must be fewer than epochs ({self.epochs})", key="finetune_epochs",
-                              value=self.finetune_epochs, allowed=f"0 .. {self.epochs - 1}")
 
 
 @dataclass(frozen=True)

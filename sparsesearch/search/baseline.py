@@ -17,6 +17,7 @@ import optuna
 import torch
 
 from sparsesearch.errors import SparseSearchError
+from sparsesearch.records.state import StudyState
 from sparsesearch.records.study import StudySpec
 from sparsesearch.search.context import Context
 from sparsesearch.search.events import Events
@@ -44,9 +45,9 @@ def ensure_baseline(study: optuna.Study, ctx: Context, tracker: Tracker, events:
     """Load the study's dense baseline, or train it once (other workers wait). True when it was reused."""
     me = worker_id()
     while True:
-        attrs = study.user_attrs
-        if "baseline" in attrs:
-            ctx.dense = dict(attrs["baseline"])
+        state = StudyState.of(study.user_attrs)
+        if state.baseline:
+            ctx.dense = dict(state.baseline)
             ctx.dense_state = load_checkpoint(ctx.dense, tracker.fetch, workdir)
             if ctx.dense_state is None:
                 log.warning("the dense baseline's checkpoint %s cannot be read; training it again",
@@ -54,14 +55,14 @@ def ensure_baseline(study: optuna.Study, ctx: Context, tracker: Tracker, events:
                 break
             events.baseline_done(ctx.dense, reused=True)
             return True
-        owner, beat = attrs.get("baseline_worker"), attrs.get("baseline_heartbeat")
+        owner, beat = state.baseline_worker, state.baseline_heartbeat
         if owner and owner != me and beat and time.time() - float(beat) < BASELINE_STALE_S:
             time.sleep(1.0)  # another worker is training it
             continue
         study.set_user_attr("baseline_worker", me)
         study.set_user_attr("baseline_heartbeat", time.time())
         time.sleep(0.3)
-        if study.user_attrs.get("baseline_worker") == me:
+        if StudyState.of(study.user_attrs).baseline_worker == me:
             break
     _train_baseline(study, ctx, tracker, events, workdir)
     return False

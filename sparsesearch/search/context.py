@@ -8,9 +8,10 @@ from typing import Any
 import torch
 
 from sparsesearch.records.study import Budget, StudySpec
+from sparsesearch.records.training import TrainingSettings
 from sparsesearch.search.space import Space, TrialPlan
 from sparsesearch.tasks import Splits, Task, resolve_task, steps_per_epoch
-from sparsesearch.training.runs import Settings, fresh_model, load_state
+from sparsesearch.training.runs import fresh_model, load_state
 
 
 @dataclass
@@ -26,13 +27,16 @@ class Context:
     dense_state: dict[str, torch.Tensor] | None = None
     dense: dict[str, Any] = field(default_factory=dict)
 
-    def settings(self, plan: TrialPlan | None = None, *, dense: bool = False) -> Settings:
+    def settings(self, plan: TrialPlan | None = None, *, dense: bool = False) -> TrainingSettings:
         b = self.budget
         if dense:
-            return Settings(int(b.dense_epochs), int(b.batch_size), str(b.optimizer), float(b.dense_lr),
-                            b.weight_decay, b.momentum, self.spec.seed)
-        return Settings(plan.epochs if plan else int(b.epochs), int(b.batch_size), str(b.optimizer),
-                        plan.lr if plan else float(b.lr), b.weight_decay, b.momentum, self.spec.seed)
+            return TrainingSettings(epochs=int(b.dense_epochs), batch_size=int(b.batch_size), optimizer=str(b.optimizer),
+                                    lr=float(b.dense_lr), weight_decay=b.weight_decay, momentum=b.momentum,
+                                    seed=self.spec.seed)
+        return TrainingSettings(epochs=plan.epochs if plan else int(b.epochs),
+                                finetune_epochs=plan.finetune_epochs if plan else 0, batch_size=int(b.batch_size),
+                                optimizer=str(b.optimizer), lr=plan.lr if plan else float(b.lr),
+                                weight_decay=b.weight_decay, momentum=b.momentum, seed=self.spec.seed)
 
     def start_model(self) -> torch.nn.Module:
         """The model a trial starts from: the dense baseline's weights, or fresh initial weights."""

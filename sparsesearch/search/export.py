@@ -16,8 +16,8 @@ from optuna.trial import FrozenTrial
 from sparsesearch.errors import ConfigError
 from sparsesearch.formats.recipe import recipe_to_yaml, write_recipe
 from sparsesearch.records.recipe import Recipe, make_recipe
-
-TRAINING_KEYS = ("epochs", "finetune_epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed")
+from sparsesearch.records.state import StudyState, TrialRecord
+from sparsesearch.records.training import TRAINING_KEYS
 
 
 def build_recipe(*, study: str, task: str | None, task_args: Mapping[str, Any] | None = None, number: int,
@@ -73,18 +73,18 @@ def export_recipe(recipe: Recipe, path: str | Path, *, overwrite: bool = False) 
 
 def recipe_for_trial(study: optuna.Study, trial: FrozenTrial, *, spec_data: Mapping[str, Any] | None = None) -> Recipe:
     """The recipe of a finished trial, from what it stored on itself (lossless)."""
-    if "config" not in trial.user_attrs:
+    record = TrialRecord.of(trial.user_attrs)
+    if record.config is None:
         raise ConfigError(f"trial {trial.number} stored no pruning config (was it run by sparsesearch?)",
                           key="trial", value=trial.number, allowed="a trial of a sparsesearch study")
-    spec_data = spec_data or study.user_attrs.get("spec", {})
-    metrics = dict(trial.user_attrs.get("metrics", {}))
-    if trial.user_attrs.get("stop_reason"):
-        metrics["stop_reason"] = trial.user_attrs["stop_reason"]
+    state = StudyState.of(study.user_attrs)
+    spec_data = spec_data or state.spec
+    metrics: dict[str, Any] = dict(record.metrics)
+    if record.stop_reason:
+        metrics["stop_reason"] = record.stop_reason
     return build_recipe(study=study.study_name, task=spec_data.get("task"), task_args=spec_data.get("task_args"),
-                        number=trial.number,
-                        config=trial.user_attrs["config"], training=trial.user_attrs.get("training", {}),
-                        steps_per_epoch=study.user_attrs.get("steps_per_epoch"), metrics=metrics,
-                        dense=study.user_attrs.get("baseline"), run_id=trial.user_attrs.get("run_id"),
-                        init=spec_data.get("budget", {}).get("init", "dense"))
+                        number=trial.number, config=record.config, training=record.training,
+                        steps_per_epoch=state.steps_per_epoch, metrics=metrics, dense=state.baseline,
+                        run_id=record.run_id, init=spec_data.get("budget", {}).get("init", "dense"))
 
 

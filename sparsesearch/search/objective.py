@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import optuna
 from optuna.trial import TrialState
 
 from sparsesearch.errors import SparseSearchError, TrainingDiverged
+from sparsesearch.records.state import TrialRecord
 from sparsesearch.search.context import Context
 from sparsesearch.search.early_stopping import Stopper
 from sparsesearch.search.events import Events
@@ -40,20 +40,20 @@ class Objective:
         if not (self.ctx.spec.early_stopping.enabled and "dominated" in self.ctx.spec.early_stopping.rules):
             return []
         trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return [[(float(a), float(s)) for a, s in t.user_attrs.get("curve", [])] for t in trials]
+        return [list(TrialRecord.of(t.user_attrs).curve) for t in trials]
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         ctx = self.ctx
         plan = ctx.space.sample(trial)
         settings = ctx.settings(plan)
         config = plan.pruning.to_dict()
-        training = {**dataclasses.asdict(settings), "finetune_epochs": plan.finetune_epochs}
+        training = settings.core()
         trial.set_user_attr("config", config)
         trial.set_user_attr("training", training)
         trial.set_user_attr("summary", plan.summary)
         params = {**flatten({"pruning": config["groups"][0]}), **flatten({"training": training}),
                   "allocation": plan.summary.get("allocation")}
-        warm = trial.user_attrs.get("warm_start")
+        warm = TrialRecord.of(trial.user_attrs).warm_start
         run_handle = self.tracker.start_trial(trial.number, params,
                                               tags={"sparsesearch.warm_start": warm} if warm else None)
         self.events.trial_started(trial.number, plan.summary, plan.epochs)
@@ -122,6 +122,6 @@ class Objective:
                 recipe_yaml: str | None, tags: dict[str, str]) -> None:
         metrics = None
         if result is not None:  # the per-epoch curves already end with the final val_accuracy and sparsity
-            metrics = {k: v for k, v in trial.user_attrs.get("metrics", {}).items() if k not in EPOCH_KEYS}
+            metrics = {k: v for k, v in TrialRecord.of(trial.user_attrs).metrics.items() if k not in EPOCH_KEYS}
         self.tracker.finish_trial(run_handle, status, metrics=metrics, layers=result.layers if result else None,
                                   recipe_yaml=recipe_yaml, tags=tags)

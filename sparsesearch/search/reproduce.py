@@ -15,12 +15,13 @@ import torch
 
 from sparsesearch.errors import ConfigError
 from sparsesearch.records.recipe import Recipe
+from sparsesearch.records.state import StudyState
 from sparsesearch.search.baseline import load_checkpoint
 from sparsesearch.search.context import set_threads
 from sparsesearch.search.storage import load
 from sparsesearch.tasks import resolve_task
 from sparsesearch.tracking import fetch_artifact
-from sparsesearch.training.runs import RunResult, Settings, fresh_model, load_state, run
+from sparsesearch.training.runs import RunResult, fresh_model, load_state, run
 
 #: what "reproduces" means: validation accuracy within this many points, sparsity exact (counted weights)
 TOLERANCE_POINTS = 0.5
@@ -60,8 +61,8 @@ def reproduce(recipe: Recipe, *, storage: str | None = None, tracking_uri: str |
     baseline: dict[str, Any] = {}
     if prov.study and storage:
         study = load(prov.study, storage)
-        spec = dict(study.user_attrs.get("spec", {}))
-        baseline = dict(study.user_attrs.get("baseline", {}))
+        state = StudyState.of(study.user_attrs)
+        spec, baseline = dict(state.spec), dict(state.baseline)
     task = resolve_task(training.task, training.task_args or spec.get("task_args") or {})
     set_threads(spec.get("num_threads"), task)
     init = training.init
@@ -70,9 +71,7 @@ def reproduce(recipe: Recipe, *, storage: str | None = None, tracking_uri: str |
         state = _dense_state(baseline, dense, tracking_uri or (spec.get("tracking") or {}).get("uri"),
                              workdir or Path(".sparsesearch") / (prov.study or "study"))
         load_state(model, state)
-    settings = Settings(training.epochs, training.batch_size, training.optimizer, training.lr, training.weight_decay,
-                        training.momentum, training.seed)
-    result = run(model, task.splits(training.seed), settings, pruning=recipe.pruning)
+    result = run(model, task.splits(training.seed), training, pruning=recipe.pruning)
     recorded = {k: v for k, v in vars(prov.metrics).items() if v is not None}
     return Reproduction(result, recorded)
 

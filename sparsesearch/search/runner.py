@@ -22,6 +22,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sparsesearch.records.state import StudyState, TrialRecord
 from sparsesearch.records.study import StudySpec
 from sparsesearch.records.urls import mask_uri
 from sparsesearch.search import pareto
@@ -53,7 +54,7 @@ class _Pareto:
 
     def update(self, study: optuna.Study) -> list[FrozenTrial]:
         front = pareto.front_trials(study)
-        now = {t.user_attrs.get("run_id") for t in front} - {None}
+        now = {TrialRecord.of(t.user_attrs).run_id for t in front} - {None}
         changes = {rid: True for rid in now - self.members} | {rid: False for rid in self.members - now}
         if changes and self.tracker.enabled:
             self.tracker.set_pareto(changes)
@@ -108,7 +109,7 @@ def _run(spec: StudySpec, ctx: Context, events: Events, tracker: Tracker, workdi
         for params, label in ctx.space.warm_start(spec.warm_start):
             study.enqueue_trial(params, user_attrs={"warm_start": label})
     else:
-        changed = _spec_changes(study.user_attrs.get("spec"), spec_data)
+        changed = _spec_changes(StudyState.of(study.user_attrs).spec, spec_data)
         if changed:
             messages.append("the spec differs from the one this study started with (" + ", ".join(changed[:8])
                             + (", ..." if len(changed) > 8 else "") + "); new trials use the new spec")
@@ -167,15 +168,15 @@ def _open_tracking(study: optuna.Study, spec: StudySpec, tracker: Tracker, creat
         return None
     key = mask_uri(spec.tracking.uri) or ""
     for _ in range(20 if not created else 1):
-        info = study.user_attrs.get("tracking", {}).get(key)
+        info = StudyState.of(study.user_attrs).tracking.get(key)
         if info or created:
             break
         time.sleep(0.5)  # the worker that created the study is opening its run
-    info = study.user_attrs.get("tracking", {}).get(key)
+    info = StudyState.of(study.user_attrs).tracking.get(key)
     parent = tracker.open_study(study.study_name, experiment=spec.experiment, spec=spec.to_dict(),
                                 storage=spec.storage, parent_run_id=info.get("parent_run_id") if info else None)
     if parent and (not info or info.get("parent_run_id") != parent):
-        all_info = dict(study.user_attrs.get("tracking", {}))
+        all_info = dict(StudyState.of(study.user_attrs).tracking)
         all_info[key] = {"parent_run_id": parent, "experiment": spec.experiment}
         study.set_user_attr("tracking", all_info)
     return parent
@@ -186,8 +187,8 @@ def pareto_table(study: optuna.Study, front: list[FrozenTrial], dense: Mapping[s
     rows = []
     dense_acc = dense.get("val_accuracy")
     for t in front:
-        m = t.user_attrs.get("metrics", {})
-        s = t.user_attrs.get("summary", {})
+        record = TrialRecord.of(t.user_attrs)
+        m, s = record.metrics, record.summary
         rows.append({
             "trial": t.number,
             "val_accuracy": t.values[0],
@@ -199,7 +200,7 @@ def pareto_table(study: optuna.Study, front: list[FrozenTrial], dense: Mapping[s
             "scope": s.get("scope"),
             "allocation": s.get("allocation"),
             "selected": selected is not None and selected.number == t.number,
-            "run_id": t.user_attrs.get("run_id"),
+            "run_id": record.run_id,
         })
     return rows
 

@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sparsesearch.errors import ConfigError, closest
+from sparsesearch.records.state import TrialRecord
 from sparsesearch.records.study import StudySpec
 from sparsesearch.records.urls import mask_uri, with_driver
 
@@ -79,7 +80,7 @@ def load(name: str, storage_url: str) -> optuna.Study:
 def finished_count(trials: list[FrozenTrial]) -> int:
     """Trials that count toward ``n_trials``: complete, stopped early, or failed (but not interrupted)."""
     return sum(1 for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-               or (t.state == TrialState.FAIL and t.user_attrs.get("stop_reason") != INTERRUPTED))
+               or (t.state == TrialState.FAIL and TrialRecord.of(t.user_attrs).stop_reason != INTERRUPTED))
 
 
 def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
@@ -87,7 +88,7 @@ def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for t in trials:
         name = t.state.name
-        if t.state == TrialState.FAIL and t.user_attrs.get("stop_reason") == INTERRUPTED:
+        if t.state == TrialState.FAIL and TrialRecord.of(t.user_attrs).stop_reason == INTERRUPTED:
             name = "INTERRUPTED"
         counts[name] = counts.get(name, 0) + 1
     return counts

@@ -2,18 +2,16 @@
 
 :class:`Tracker` is what the search calls: a study run (parent) holding the spec, the dense baseline, the
 Pareto table and the chosen recipe, and one trial run (child) per trial with params, per-epoch metrics,
-final metrics, a per-layer sparsity table and the trial's recipe. :class:`NullTracker` records nothing
-(tests, or ``tracking.uri: null``); :mod:`sparsesearch.tracking.mlflow` is the MLflow implementation and
-the only module that imports mlflow.
+final metrics, a per-layer sparsity table and the trial's recipe. The base class records nothing (tests,
+or ``tracking.uri: null``); :mod:`sparsesearch.tracking.mlflow` is the MLflow implementation and the only
+module that imports mlflow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
-
-from sparsesearch.records.urls import mask_uri
+from typing import Any
 
 #: trial run statuses, as MLflow spells them
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
@@ -37,114 +35,67 @@ class TrialRun:
         return self._run_id
 
 
-class Tracker(Protocol):
-    """What the search records. Every method must be cheap for the caller (implementations may queue)."""
+class Tracker:
+    """What the search records; every hook here records nothing (the baseline checkpoint stays a local file).
 
-    #: whether anything is recorded (False for NullTracker)
-    enabled: bool
+    Subclasses (:class:`~sparsesearch.tracking.mlflow.MlflowTracker`) override what they record; every method
+    must be cheap for the caller (implementations may queue).
+    """
+
+    #: whether anything is recorded
+    enabled: bool = False
 
     def open_study(self, study: str, *, experiment: str | None = None, spec: Mapping[str, Any], storage: str,
                    parent_run_id: str | None = None) -> str | None:
         """Start (or, with ``parent_run_id``, reopen) the study's parent run in ``experiment`` (default: the
         study's name); returns its id. One tracker may record several studies, one after another."""
-        ...
+        return None
 
     def log_baseline(self, metrics: Mapping[str, float], curve: Sequence[Mapping[str, float]],
                      checkpoint: Path) -> str | None:
         """Record the dense baseline on the parent run; returns a URI :meth:`fetch` can read back."""
-        ...
+        return None
 
     def fetch(self, uri: str, dst_dir: Path) -> Path:
         """A local copy of an artifact recorded by :meth:`log_baseline`."""
-        ...
+        return Path(uri)
 
     def start_trial(self, number: int, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> TrialRun:
         """Open the trial's run (nested under the study run) with its params."""
-        ...
+        return TrialRun(number, None)
 
     def log_epoch(self, run: TrialRun, epoch: int, metrics: Mapping[str, float]) -> None:
         """Per-epoch metrics (step = epoch)."""
-        ...
 
     def finish_trial(self, run: TrialRun, status: str, *, metrics: Mapping[str, float] | None = None,
                      layers: Sequence[Mapping[str, Any]] | None = None, recipe_yaml: str | None = None,
                      tags: Mapping[str, str] | None = None) -> None:
         """Final metrics, per-layer table, recipe, tags; then end the run with ``status``."""
-        ...
 
     def set_pareto(self, membership: Mapping[str, bool]) -> None:
         """Tag trial runs (by run id) as on or off the Pareto front."""
-        ...
 
     def close_study(self, status: str | None, *, metrics: Mapping[str, float] | None = None,
                     tables: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
                     tags: Mapping[str, str] | None = None) -> None:
         """Summary metrics, tables (CSV text by file name), texts (by file name) and tags; then end the study
         run with ``status`` (None: leave it running, for other workers still at it)."""
-        ...
 
     def flush(self) -> None:
         """Wait until everything queued is written."""
-        ...
 
     def describe(self) -> str:
         """Where records go, for the console (credentials masked)."""
-        ...
-
-    def close(self) -> None:
-        """Write what is queued and release resources (the tracker is not used afterwards)."""
-        ...
-
-
-class NullTracker:
-    """Records nothing; the baseline checkpoint stays a local file."""
-
-    enabled = False
-
-    def open_study(self, study: str, *, experiment: str | None = None, spec: Mapping[str, Any], storage: str,
-                   parent_run_id: str | None = None) -> str | None:
-        return None
-
-    def log_baseline(self, metrics: Mapping[str, float], curve: Sequence[Mapping[str, float]],
-                     checkpoint: Path) -> str | None:
-        return None
-
-    def fetch(self, uri: str, dst_dir: Path) -> Path:
-        return Path(uri)
-
-    def start_trial(self, number: int, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> TrialRun:
-        return TrialRun(number, None)
-
-    def log_epoch(self, run: TrialRun, epoch: int, metrics: Mapping[str, float]) -> None:
-        return None
-
-    def finish_trial(self, run: TrialRun, status: str, *, metrics: Mapping[str, float] | None = None,
-                     layers: Sequence[Mapping[str, Any]] | None = None, recipe_yaml: str | None = None,
-                     tags: Mapping[str, str] | None = None) -> None:
-        return None
-
-    def set_pareto(self, membership: Mapping[str, bool]) -> None:
-        return None
-
-    def close_study(self, status: str | None, *, metrics: Mapping[str, float] | None = None,
-                    tables: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
-                    tags: Mapping[str, str] | None = None) -> None:
-        return None
-
-    def flush(self) -> None:
-        return None
-
-    def describe(self) -> str:
         return "tracking off"
 
     def close(self) -> None:
-        return None
+        """Write what is queued and release resources (the tracker is not used afterwards)."""
 
 
 def make_tracker(uri: str | None) -> Tracker:
-    """The tracker for ``uri`` (None: :class:`NullTracker`; anything else: MLflow)."""
+    """The tracker for ``uri`` (None: a :class:`Tracker` that records nothing; anything else: MLflow)."""
     if not uri:
-        return NullTracker()
+        return Tracker()
     from sparsesearch.tracking.mlflow import MlflowTracker
 
     return MlflowTracker(uri)
@@ -175,5 +126,4 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-__all__ = ["FAILED", "FINISHED", "KILLED", "NullTracker", "Tracker", "TrialRun", "fetch_artifact", "flatten",
-           "make_tracker", "mask_uri"]
+__all__ = ["FAILED", "FINISHED", "KILLED", "Tracker", "TrialRun", "fetch_artifact", "flatten", "make_tracker"]

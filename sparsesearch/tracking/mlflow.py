@@ -37,7 +37,7 @@ from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH,
 
 from sparsesearch.errors import ConfigError
 from sparsesearch.records.urls import mask_uri, with_driver
-from sparsesearch.tracking import TrialRun, flatten
+from sparsesearch.tracking import Tracker, TrialRun, flatten
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,7 @@ def _writer_main(uri: str, requests: Any, replies: Any, level: int) -> None:
 # ------------------------------------------------------------------------------------ the training side
 
 
-class MlflowTracker:
+class MlflowTracker(Tracker):
     """Records a study in MLflow (see the module docstring); implements the Tracker protocol."""
 
     enabled = True
