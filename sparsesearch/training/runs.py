@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from sparsesearch.pruning import Pruner, PruningConfig, sparsity_report
+from sparsesearch.records.training import TrainingSettings
 from sparsesearch.tasks import Splits, Task, batches, steps_per_epoch
 from sparsesearch.training import evaluate, train
 
@@ -23,19 +24,6 @@ log = logging.getLogger(__name__)
 
 #: called after each epoch with (epoch, metrics); returns a reason string to stop the run early
 EpochHook = Callable[[int, dict[str, float]], "str | None"]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How one model trains (the recipe's ``training`` section says the same)."""
-
-    epochs: int
-    batch_size: int
-    optimizer: str
-    lr: float
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    seed: int = 0
 
 
 @dataclass
@@ -61,7 +49,7 @@ class RunResult:
                 "train_cpu_seconds": self.cpu_seconds}
 
 
-def make_optimizer(settings: Settings, params: Any) -> torch.optim.Optimizer:
+def make_optimizer(settings: TrainingSettings, params: Any) -> torch.optim.Optimizer:
     name = settings.optimizer
     if name == "sgd":
         return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
@@ -76,7 +64,7 @@ def fresh_model(task: Task, seed: int) -> nn.Module:
     return task.model()
 
 
-def run(model: nn.Module, splits: Splits, settings: Settings, *, pruning: PruningConfig | None = None,
+def run(model: nn.Module, splits: Splits, settings: TrainingSettings, *, pruning: PruningConfig | None = None,
         on_epoch: EpochHook | None = None) -> RunResult:
     """Train ``model`` (pruning with ``pruning`` in the loop when given) and measure it.
 
