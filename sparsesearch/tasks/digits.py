@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sparsesearch.tasks import Splits
+from sparsesearch.tasks.base import Splits
 
 
 @lru_cache(maxsize=1)

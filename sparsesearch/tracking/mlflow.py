@@ -37,7 +37,7 @@ from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH,
 
 from sparsesearch.errors import ConfigError
 from sparsesearch.records.urls import mask_uri, with_driver
-from sparsesearch.tracking import Tracker, TrialRun, flatten
+from sparsesearch.tracking.base import Tracker, TrialRun, flatten
 
 log = logging.getLogger(__name__)
 
