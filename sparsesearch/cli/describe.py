@@ -7,15 +7,13 @@ given a model, the layers each group prunes with their targets and the prunable 
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sparsesearch.errors import ConfigError, closest
+from sparsesearch.errors import ConfigError
 from sparsesearch.pruning.schedules import sparsity_at, update_steps
 from sparsesearch.records.pruning import PruningGroup
+from sparsesearch.records.urls import mask_uri
 
 if TYPE_CHECKING:
     from torch import nn
@@ -32,31 +30,9 @@ def model_from_reference(ref: str) -> nn.Module:
     """
     from torch import nn
 
-    module_name, sep, attr = ref.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError("expected a model factory reference", key="--model", value=ref,
-                          allowed="'package.module:callable', e.g. mymodels:make_model")
-    cwd = os.getcwd()
-    added = cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import module {module_name!r}: {exc}", key="--model", value=ref,
-                          allowed="an importable module (installed, or in the current directory)") from None
-    finally:
-        if added:
-            sys.path.remove(cwd)
-    factory: Any = module
-    for part in attr.split("."):
-        factory = getattr(factory, part, None)
-        if factory is None:
-            names = [n for n in dir(module) if not n.startswith("_")]
-            near = closest(attr, names)
-            raise ConfigError(f"module {module_name!r} has no attribute {attr!r}", key="--model", value=ref,
-                              allowed="a callable in that module that returns a torch.nn.Module",
-                              suggestion=f"{module_name}:{near}" if near else None)
+    from sparsesearch.tasks.references import resolve_reference
+
+    factory = resolve_reference(ref, key="--model", what="a callable that returns a torch.nn.Module")
     if not callable(factory):
         raise ConfigError("is not callable", key="--model", value=ref, allowed="a callable returning a torch.nn.Module")
     try:
@@ -76,7 +52,7 @@ def model_from_task(name: str) -> tuple[nn.Module, int | None]:
 
     from sparsesearch.tasks import resolve_task, steps_per_epoch
 
-    task = resolve_task(name, key="--task")
+    task = resolve_task(name, key="--task", trusted=True)  # named on the command line
     torch.manual_seed(0)
     model = task.model()
     spe = None
@@ -186,7 +162,7 @@ def describe(loaded: LoadedConfig, *, match: ModelMatch | None = None, model_lab
         lines += [f"  study {spec.name!r} on task {spec.task!r}, {spec.n_trials} trials, sampler {spec.sampler}",
                   f"  searches types {_names(space.pruning_types)}; patterns {_names(space.patterns)}; scopes "
                   f"{_names(space.scopes)}; sparsity {list(space.sparsity)}",
-                  f"  storage {spec.storage}; tracking {spec.tracking.uri}"]
+                  f"  storage {mask_uri(spec.storage)}; tracking {mask_uri(spec.tracking.uri)}"]
         return lines
     recipe = loaded.recipe
     if recipe is None:  # pragma: no cover - every other kind yields a recipe

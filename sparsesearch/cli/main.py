@@ -12,6 +12,7 @@ import sys
 import click
 
 from sparsesearch.errors import SparseSearchError
+from sparsesearch.records.urls import STORAGE_ENV, TRACKING_ENV, from_environment, mask_text
 
 
 class _Group(click.Group):
@@ -21,8 +22,19 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except SparseSearchError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {mask_text(str(exc))}", err=True)
             sys.exit(2)
+
+
+class _MaskSecrets(logging.Filter):
+    """Masks URL credentials in every log line, whatever library wrote it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
 
 
 @click.group(cls=_Group)
@@ -32,6 +44,8 @@ def main(verbose: int) -> None:
     """Experiment-tracked AutoML sparsity search for PyTorch models."""
     level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_MaskSecrets())
 
 
 # ---------------------------------------------------------------- validate / convert (recipes, INC, LPOT)
@@ -127,9 +141,10 @@ def _study_ref(spec_path: str | None, study: str | None, storage: str | None):
     from sparsesearch.errors import ConfigError
     from sparsesearch.formats.files import read_spec
     from sparsesearch.records.study import DEFAULT_STORAGE
+    from sparsesearch.records.urls import mask_uri
 
     spec = read_spec(spec_path) if spec_path else None
-    url = storage or (spec.storage if spec else DEFAULT_STORAGE)
+    url = from_environment(storage, STORAGE_ENV, spec.storage if spec else DEFAULT_STORAGE) or DEFAULT_STORAGE
     name = study or (spec.name if spec else None)
     if name is None:
         from sparsesearch.search.storage import list_studies
@@ -137,7 +152,7 @@ def _study_ref(spec_path: str | None, study: str | None, storage: str | None):
         names = [s.study_name for s in list_studies(url)]
         if len(names) != 1:
             raise ConfigError("which study? give a study spec file or --study NAME", key="study",
-                              allowed=", ".join(names) if names else f"(no studies in {url})")
+                              allowed=", ".join(names) if names else f"(no studies in {mask_uri(url)})")
         name = names[0]
     return name, url, spec
 
@@ -155,9 +170,12 @@ def _spec_options(f):
 @click.option("--storage", metavar="URL", help="Optuna storage URL (PostgreSQL for several workers).")
 @click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI ('none' turns tracking off).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the data split, baseline, sampler and trials.")
+@click.option("--task", "task_ref", metavar="MODULE:CALLABLE",
+              help="Your task (imported and called): overrides the spec's task, which a file cannot run by itself.")
+@click.option("--trust-task", is_flag=True, help="Allow the spec file's own module:callable task to be imported.")
 @click.pass_context
 def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float | None, storage: str | None,
-        tracking_uri: str | None, seed: int | None) -> None:
+        tracking_uri: str | None, seed: int | None, task_ref: str | None, trust_task: bool) -> None:
     """Run a study, or resume the study of the same name: sample, prune, train, track.
 
     Several workers may run the same spec against one shared storage (PostgreSQL). Ctrl-C stops cleanly.
@@ -173,16 +191,18 @@ def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float
     _quiet_libraries(ctx.find_root().params.get("verbose", 0))
     spec = read_spec(spec_path)
     tracking = spec.tracking
+    tracking_uri = from_environment(tracking_uri, TRACKING_ENV, None)
     if tracking_uri is not None:
         tracking = dataclasses.replace(tracking, uri=None if tracking_uri.lower() in ("none", "null", "") else tracking_uri)
-    spec = spec.with_overrides(n_trials=n_trials, timeout=timeout, storage=storage, seed=seed, tracking=tracking)
+    spec = spec.with_overrides(n_trials=n_trials, timeout=timeout, storage=from_environment(storage, STORAGE_ENV, None),
+                               seed=seed, tracking=tracking, task=task_ref)
     click.echo(f"study {spec.name!r} on {spec.task}: {spec.n_trials or 'unlimited'} trials"
                + (f" or {spec.timeout:g}s" if spec.timeout else "") + f", sampler {spec.sampler}", err=True)
     click.echo(f"  storage  {mask_uri(spec.storage)}", err=True)
     click.echo(f"  tracking {('MLflow ' + str(mask_uri(spec.tracking.uri))) if spec.tracking.uri else 'off'}", err=True)
     events = ProgressEvents()
     try:
-        result = run_study(spec, events=events)
+        result = run_study(spec, events=events, trust_task=trust_task or task_ref is not None, source=spec_path)
     finally:
         events.close()
     study = load(result.name, spec.storage)
@@ -271,6 +291,7 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
     from sparsesearch.errors import ConfigError
     from sparsesearch.records.state import StudyState
     from sparsesearch.records.study import Export
+    from sparsesearch.records.urls import mask_uri
     from sparsesearch.search import pareto
     from sparsesearch.search.export import export_recipe, recipe_for_trial
     from sparsesearch.search.storage import load
@@ -304,7 +325,7 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
     click.echo(f"wrote {path}: trial {trial.number} ({how}) — {g.pruning_type} {g.pattern} {g.pruning_scope}")
     click.echo(f"  val {m.val_accuracy:.4f}{drop}; test {m.test_accuracy:.4f}; sparsity {m.sparsity:.4f}")
     click.echo(f"check it:  sparsesearch validate {path} --task {recipe.training.task}")
-    click.echo(f"re-run it: sparsesearch reproduce {path}" + (f" --storage {url}" if storage else ""))
+    click.echo(f"re-run it: sparsesearch reproduce {path}" + (f" --storage {mask_uri(url)}" if storage else ""))
 
 
 @main.command()
@@ -317,7 +338,7 @@ def studies(storage: str | None) -> None:
     from sparsesearch.records.urls import mask_uri
     from sparsesearch.search.storage import list_studies, load, state_counts
 
-    url = storage or DEFAULT_STORAGE
+    url = from_environment(storage, STORAGE_ENV, DEFAULT_STORAGE) or DEFAULT_STORAGE
     rows = []
     for summary in list_studies(url):
         counts = state_counts(load(summary.study_name, url).get_trials(deepcopy=False))
@@ -349,7 +370,7 @@ def ui(spec: str | None, tracking_uri: str | None, port: int) -> None:
     from sparsesearch.records.urls import mask_uri
 
     spec_obj = read_spec(spec) if spec else None
-    uri = tracking_uri or (spec_obj.tracking.uri if spec_obj else DEFAULT_TRACKING_URI)
+    uri = from_environment(tracking_uri, TRACKING_ENV, spec_obj.tracking.uri if spec_obj else DEFAULT_TRACKING_URI)
     if not uri:
         raise ConfigError("this study has tracking turned off", key="tracking.uri", value=None,
                           allowed="--tracking-uri URI of an MLflow store")
@@ -375,7 +396,11 @@ def ui(spec: str | None, tracking_uri: str | None, port: int) -> None:
 @click.option("--tracking-uri", metavar="URI", help="MLflow store holding the study's dense baseline.")
 @click.option("--dense", type=click.Path(exists=True, dir_okay=False, path_type=str),
               help="Start from this dense state_dict instead of the study's baseline.")
-def reproduce(recipe_path: str, storage: str | None, tracking_uri: str | None, dense: str | None) -> None:
+@click.option("--task", "task_ref", metavar="NAME|MODULE:CALLABLE",
+              help="The task to train on (overrides the recipe's; a module:callable is imported and called).")
+@click.option("--trust-task", is_flag=True, help="Allow the recipe file's own module:callable task to be imported.")
+def reproduce(recipe_path: str, storage: str | None, tracking_uri: str | None, dense: str | None,
+              task_ref: str | None, trust_task: bool) -> None:
     """Re-run an exported recipe with its seed and compare with the trial it came from."""
     from sparsesearch.formats.recipe import load_recipe
     from sparsesearch.records.study import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
@@ -384,8 +409,9 @@ def reproduce(recipe_path: str, storage: str | None, tracking_uri: str | None, d
 
     _quiet_libraries(0)
     recipe = load_recipe(recipe_path)
-    rep = rerun(recipe, storage=storage or DEFAULT_STORAGE, tracking_uri=tracking_uri or DEFAULT_TRACKING_URI,
-                dense=dense)
+    rep = rerun(recipe, storage=from_environment(storage, STORAGE_ENV, DEFAULT_STORAGE),
+                tracking_uri=from_environment(tracking_uri, TRACKING_ENV, DEFAULT_TRACKING_URI),
+                dense=dense, task=task_ref, trust_task=trust_task, source=recipe_path)
     r = rep.result
     click.echo(f"re-ran {recipe_path}: val {r.val_accuracy:.4f}, test {r.test_accuracy:.4f}, sparsity "
                f"{r.sparsity:.6f} in {r.seconds:.1f}s")

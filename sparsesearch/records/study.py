@@ -35,6 +35,7 @@ from sparsesearch.records.names import (
 )
 from sparsesearch.records.patterns import parse_pattern
 from sparsesearch.records.pruning import check_layer_regexes
+from sparsesearch.records.urls import mask_secrets
 
 DEFAULT_STORAGE = "sqlite:///sparsesearch.db"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -280,6 +281,10 @@ class StudySpec:
 
     def to_dict(self) -> dict[str, Any]:
         return schema.dump(self)
+
+    def public_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` with every URL credential masked: what is stored, logged and shown."""
+        return mask_secrets(self.to_dict())
 
 
 def load_spec(data: Any, path: str | None = None) -> StudySpec:

@@ -52,9 +52,14 @@ class Context:
         return None if drop is None or acc is None else acc - drop
 
 
-def build_context(spec: StudySpec) -> Context:
-    """Resolve the task, split the data, and validate the space against the real model (before any trial)."""
-    task = resolve_task(spec.task, spec.task_args)
+def build_context(spec: StudySpec, *, trust_task: bool = False, source: str | None = None) -> Context:
+    """Resolve the task, split the data, and validate the space against the real model (before any trial).
+
+    A ``module:callable`` task is imported only with ``trust_task`` (see :func:`sparsesearch.tasks.resolve_task`).
+    """
+    set_threads(spec.num_threads)  # before any task code runs: data preparation must see the same threads
+    task = resolve_task(spec.task, spec.task_args, trusted=trust_task, source=source)
+    set_threads(spec.num_threads, task)
     budget = spec.budget.resolved(task.budget_hints)
     splits = task.splits(spec.seed)
     spe = steps_per_epoch(len(splits.x_train), int(budget.batch_size))

@@ -7,6 +7,7 @@ store, or an explicit checkpoint file.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,20 @@ class Reproduction:
 
 
 def reproduce(recipe: Recipe, *, storage: str | None = None, tracking_uri: str | None = None,
-              dense: str | Path | None = None, workdir: Path | None = None) -> Reproduction:
-    """Train again exactly as the recipe says, from the study's dense weights; compare with its metrics."""
+              dense: str | Path | None = None, workdir: Path | None = None, task: str | None = None,
+              trust_task: bool = False, source: str | None = None) -> Reproduction:
+    """Train again exactly as the recipe says, from the study's dense weights; compare with its metrics.
+
+    The recipe's task is resolved like a spec's: a built-in name freely, a ``module:callable`` reference only
+    when the user names it herself (``task``) or trusts the recipe file (``trust_task``); ``source`` is the
+    recipe's file, for messages.
+    """
     training = recipe.training
+    if task is not None and training is not None:
+        training = dataclasses.replace(training, task=task)
     if training is None or not training.task:
         raise ConfigError("the recipe names no task to train on, so it cannot be re-run here; apply it in your own "
-                          "training loop (Pruner.from_recipe)", key="training.task", value=None,
+                          "training loop (sparsesearch.apply(model, recipe))", key="training.task", value=None,
                           allowed="a recipe exported by `sparsesearch export`")
     prov = recipe.provenance
     spec: dict[str, Any] = {}
@@ -63,15 +72,17 @@ def reproduce(recipe: Recipe, *, storage: str | None = None, tracking_uri: str |
         study = load(prov.study, storage)
         state = StudyState.of(study.user_attrs)
         spec, baseline = dict(state.spec), dict(state.baseline)
-    task = resolve_task(training.task, training.task_args or spec.get("task_args") or {})
-    set_threads(spec.get("num_threads"), task)
+    set_threads(spec.get("num_threads"))  # before any task code runs, as in the study
+    the_task = resolve_task(training.task, training.task_args or spec.get("task_args") or {}, key="training.task",
+                            trusted=trust_task or task is not None, source=source)
+    set_threads(spec.get("num_threads"), the_task)
     init = training.init
-    model = fresh_model(task, training.seed)
+    model = fresh_model(the_task, training.seed)
     if init == "dense":
         state = _dense_state(baseline, dense, tracking_uri or (spec.get("tracking") or {}).get("uri"),
                              workdir or Path(".sparsesearch") / (prov.study or "study"))
         load_state(model, state)
-    result = run(model, task.splits(training.seed), training, pruning=recipe.pruning)
+    result = run(model, the_task.splits(training.seed), training, pruning=recipe.pruning)
     recorded = {k: v for k, v in vars(prov.metrics).items() if v is not None}
     return Reproduction(result, recorded)
 

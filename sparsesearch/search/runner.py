@@ -80,13 +80,17 @@ def _spec_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list
 
 
 def run_study(spec: StudySpec, *, events: Events | None = None, tracker: Tracker | None = None,
-              workdir: Path | None = None) -> StudyResult:
-    """Run (or resume, or join) the study described by ``spec``. See the module docstring."""
+              workdir: Path | None = None, trust_task: bool = False, source: str | None = None) -> StudyResult:
+    """Run (or resume, or join) the study described by ``spec``. See the module docstring.
+
+    A spec naming a ``module:callable`` task runs that code only with ``trust_task`` (``source``, the spec's
+    file, is named in the refusal).
+    """
     started = time.perf_counter()
     events = events or Events()
     quiet_optuna()
     messages: list[str] = []
-    ctx = build_context(spec)  # validates the spec against the task's model before anything starts
+    ctx = build_context(spec, trust_task=trust_task, source=source)  # validates the spec against the task's model before anything starts
     own_tracker = tracker is None
     tracker = tracker if tracker is not None else make_tracker(spec.tracking.uri)
     try:
@@ -101,7 +105,7 @@ def _run(spec: StudySpec, ctx: Context, events: Events, tracker: Tracker, workdi
     set_threads(spec.num_threads, ctx.task)
     storage = make_storage(spec.storage)
     study, created = open_or_create(spec, storage)
-    spec_data = spec.to_dict()
+    spec_data = spec.public_dict()
     if created:
         study.set_user_attr("spec", spec_data)
         study.set_user_attr("steps_per_epoch", ctx.steps_per_epoch)
@@ -173,7 +177,7 @@ def _open_tracking(study: optuna.Study, spec: StudySpec, tracker: Tracker, creat
             break
         time.sleep(0.5)  # the worker that created the study is opening its run
     info = StudyState.of(study.user_attrs).tracking.get(key)
-    parent = tracker.open_study(study.study_name, experiment=spec.experiment, spec=spec.to_dict(),
+    parent = tracker.open_study(study.study_name, experiment=spec.experiment, spec=spec.public_dict(),
                                 storage=spec.storage, parent_run_id=info.get("parent_run_id") if info else None)
     if parent and (not info or info.get("parent_run_id") != parent):
         all_info = dict(StudyState.of(study.user_attrs).tracking)
@@ -221,7 +225,7 @@ def _summarise(study: optuna.Study, ctx: Context, tracker: Tracker, spec: StudyS
     trials = study.get_trials(deepcopy=False)
     front = pareto.front_trials(study)
     pts = pareto.points(front)
-    hv = pareto.study_hypervolume(pts, spec.to_dict(), ctx.dense.get("val_accuracy"))
+    hv = pareto.study_hypervolume(pts, spec.public_dict(), ctx.dense.get("val_accuracy"))
     selected, error = None, None
     try:
         selected = pareto.select(pts, spec.export, ctx.dense.get("val_accuracy"))
@@ -231,7 +235,7 @@ def _summarise(study: optuna.Study, ctx: Context, tracker: Tracker, spec: StudyS
         texts = {}
         if selected is not None:
             chosen = next(t for t in front if t.number == selected.number)
-            texts["recipe.yaml"] = recipe_text(recipe_for_trial(study, chosen, spec_data=spec.to_dict()))
+            texts["recipe.yaml"] = recipe_text(recipe_for_trial(study, chosen, spec_data=spec.public_dict()))
         counts = state_counts(trials)
         others_running = counts.get("RUNNING", 0) > 0  # other workers still at it: the last one out ends the run
         tracker.close_study(
@@ -243,7 +247,7 @@ def _summarise(study: optuna.Study, ctx: Context, tracker: Tracker, spec: StudyS
             tags={"sparsesearch.selected_trial": str(selected.number) if selected else "none",
                   "sparsesearch.interrupted": str(interrupted).lower()})
     return StudyResult(
-        name=study.study_name, storage=spec.storage, trials_run=trials_run, counts=state_counts(trials),
+        name=study.study_name, storage=mask_uri(spec.storage) or "", trials_run=trials_run, counts=state_counts(trials),
         interrupted=interrupted, front=pts, hypervolume=hv, dense=ctx.dense, selected=selected,
         selection_error=error, seconds=time.perf_counter() - started, parent_run_id=parent_id,
         tracking=tracker.describe(), messages=messages)

@@ -8,12 +8,12 @@ spec's ``task_args`` as keyword arguments (a task class works). Data is held as 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from sparsesearch.errors import ConfigError, closest
 from sparsesearch.tasks.base import Splits, Task, batches, steps_per_epoch
+from sparsesearch.tasks.references import is_reference, refuse_untrusted, resolve_reference
 
 
 def _builtins() -> dict[str, Callable[..., Task]]:
@@ -25,30 +25,25 @@ def _builtins() -> dict[str, Callable[..., Task]]:
 BUILTIN_TASKS = ("digits-mlp",)
 
 
-def resolve_task(ref: str, args: Mapping[str, Any] | None = None, *, key: str = "task") -> Task:
-    """The task named ``ref`` (built-in name or ``"module:callable"``), built with ``args``."""
+def resolve_task(ref: str, args: Mapping[str, Any] | None = None, *, key: str = "task", trusted: bool = False,
+                 source: str | None = None, flag: str = "--task") -> Task:
+    """The task named ``ref``, built with ``args``.
+
+    A built-in name is always resolved. A ``"module:callable"`` reference is imported and called only when
+    ``trusted`` (the user named it herself, or trusted the file it came from); otherwise
+    :class:`~sparsesearch.tasks.references.UntrustedCode` says what would have been imported (``source`` is
+    the file it came from, ``flag`` the option that allows it).
+    """
     args = dict(args or {})
     builtins = _builtins()
     if ref in builtins:
-        factory = builtins[ref]
-    elif ":" in ref:
-        module_name, _, attr = ref.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import the task's module {module_name!r}: {exc}", key=key, value=ref,
-                              allowed="an importable 'package.module:callable' (is the package installed, "
-                              "or the directory on PYTHONPATH?)") from None
-        factory = module
-        for part in attr.split("."):
-            factory = getattr(factory, part, None)
-            if factory is None:
-                names = [n for n in dir(module) if not n.startswith("_")]
-                raise ConfigError(f"module {module_name!r} has no attribute {attr!r}", key=key, value=ref,
-                                  allowed="a callable in that module returning a task",
-                                  suggestion=f"{module_name}:{c}" if (c := closest(attr, names)) else None)
+        factory: Any = builtins[ref]
+    elif is_reference(ref):
+        if not trusted:
+            raise refuse_untrusted(ref, key=key, source=source, flag=flag)
+        factory = resolve_reference(ref, key=key, what="a callable returning a task")
         if not callable(factory):
-            raise ConfigError("the task reference is not callable", key=key, value=ref,
+            raise ConfigError(f"{ref} is a {type(factory).__name__}, not callable", key=key, value=ref,
                               allowed="a callable returning a task")
     else:
         raise ConfigError("unknown task", key=key, value=ref,

@@ -93,19 +93,21 @@ def test_bad_input_is_a_message_not_a_traceback(tmp_path):
 
     no_task = write_spec(tmp_path, "notask", task="nosuch.module:make")
     result = invoke("run", no_task)
-    assert result.exit_code == 2 and "cannot import the task's module" in result.output
+    assert result.exit_code == 2 and "would import the module 'nosuch.module'" in result.output
+    result = invoke("run", no_task, "--trust-task")
+    assert result.exit_code == 2 and "cannot import the module 'nosuch.module'" in result.output
 
 
 def test_user_task_by_reference(tmp_path):
     """A task of the user's own, as "module:callable" with task_args (tests/ is on sys.path)."""
     spec = write_spec(tmp_path, "usertask", tracking=False, task="tiny_task:make_task", task_args={"width": 24},
                       n_trials=2, budget={}, space={"pruning_types": ["magnitude"], "sparsity": [0.5, 0.8]})
-    result = invoke("run", spec)
+    result = invoke("run", spec, "--trust-task")
     assert result.exit_code == 0, result.output
     assert "2 trials (2 complete" in result.stdout
 
     typo = write_spec(tmp_path, "usertypo", tracking=False, task="tiny_task:make_tsk")
-    result = invoke("run", typo)
+    result = invoke("run", typo, "--trust-task")
     assert result.exit_code == 2 and "tiny_task:make_task" in result.output
 
 

@@ -6,9 +6,9 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 
 import optuna
+import pg
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -18,29 +18,11 @@ from sparsesearch.records.urls import with_driver
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-HOST = "postgresql://postgres@127.0.0.1:5432"
-
-
 @pytest.fixture
 def databases():
-    """Two throwaway databases (Optuna, MLflow) created in the server's ``test`` database's cluster."""
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        admin = psycopg2.connect(host="127.0.0.1", port=5432, dbname="test", user="postgres", connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable on 127.0.0.1:5432: {exc}")
-    admin.autocommit = True
-    names = [f"ss_{kind}_{uuid.uuid4().hex[:10]}" for kind in ("optuna", "mlflow")]
-    with admin.cursor() as cur:
-        for name in names:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield tuple(f"{HOST}/{name}" for name in names)
-    finally:
-        with admin.cursor() as cur:
-            for name in names:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    """Two throwaway databases (Optuna, MLflow); the test fails when PostgreSQL is down."""
+    with pg.databases("optuna", "mlflow") as names:
+        yield tuple(pg.url(n) for n in names)
 
 
 def test_two_workers_share_one_study(databases, tmp_path):
