@@ -39,6 +39,7 @@ REDUCE_TYPES = ("mean", "sum", "max")
 #: module type names accepted in ``op_types``; "Conv" means any of Conv1d/2d/3d (INC spells it so).
 OP_TYPES = ("Linear", "Conv", "Conv1d", "Conv2d", "Conv3d")
 OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "linear")
 INITS = ("dense", "scratch")
 ALLOCATIONS = ("uniform", "erk")
 SAMPLERS = ("tpe", "random", "nsga2")

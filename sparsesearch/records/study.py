@@ -24,6 +24,7 @@ from sparsesearch.records.names import (
     ALLOCATIONS,
     CRITERIA,
     INITS,
+    LR_SCHEDULES,
     OBJECTIVES,
     OP_TYPES,
     OPTIMIZERS,
@@ -74,6 +75,8 @@ class Budget:
     dense_lr: float | None = schema.spec(None, gt=0.0, doc="learning rate of the dense baseline")
     weight_decay: float = schema.spec(0.0, ge=0.0)
     momentum: float = schema.spec(0.9, ge=0.0, lt=1.0, doc="SGD momentum")
+    lr_schedule: str = schema.spec("constant", choices=LR_SCHEDULES,
+                                   doc="learning rate over each run: constant, or cosine/linear decay to zero")
     init: str = schema.spec("dense", choices=INITS,
                             doc="dense: fine-tune from the trained dense baseline; scratch: train from init")
 

@@ -14,10 +14,11 @@ from typing import Any
 
 from sparsesearch.errors import ConfigError
 from sparsesearch.records import schema
-from sparsesearch.records.names import INITS, OPTIMIZERS
+from sparsesearch.records.names import INITS, LR_SCHEDULES, OPTIMIZERS
 
 #: the keys that describe the training itself (not where the task and weights come from)
-TRAINING_KEYS = ("epochs", "finetune_epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed")
+TRAINING_KEYS = ("epochs", "finetune_epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed",
+                 "lr_schedule")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class TrainingSettings:
     lr: float = schema.spec(0.01, gt=0.0)
     momentum: float = schema.spec(0.9, ge=0.0, lt=1.0, doc="SGD momentum")
     weight_decay: float = schema.spec(0.0, ge=0.0)
+    lr_schedule: str = schema.spec("constant", choices=LR_SCHEDULES,
+                                   doc="learning rate over the run: constant, or cosine/linear decay to zero")
 
     def __post_init__(self) -> None:
         schema.validate_fields(self)

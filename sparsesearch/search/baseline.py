@@ -80,7 +80,7 @@ def _train_baseline(study: optuna.Study, ctx: Context, tracker: Tracker, events:
         events.baseline_epoch(epoch, metrics)
 
     try:
-        result = run(model, ctx.splits, settings, on_epoch=beat)
+        result = run(model, ctx.task, settings, on_epoch=beat, steps_per_epoch=ctx.steps_per_epoch)
     except KeyboardInterrupt:
         study.set_user_attr("baseline_heartbeat", 0.0)  # release the claim: a resumed run need not wait
         raise

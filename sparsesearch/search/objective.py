@@ -68,7 +68,8 @@ class Objective:
                                  bool(metrics.get("target_reached")))
 
         try:
-            result = run(ctx.start_model(), ctx.splits, settings, pruning=plan.pruning, on_epoch=on_epoch)
+            result = run(ctx.start_model(), ctx.task, settings, pruning=plan.pruning, on_epoch=on_epoch,
+                         steps_per_epoch=ctx.steps_per_epoch)
         except KeyboardInterrupt:
             trial.set_user_attr("stop_reason", INTERRUPTED)
             self._finish(trial, run_handle, KILLED, None, None, tags={"sparsesearch.state": "FAIL",

@@ -74,7 +74,8 @@ def reproduce(recipe: Recipe, *, storage: str | None = None, tracking_uri: str |
         spec, baseline = dict(state.spec), dict(state.baseline)
     set_threads(spec.get("num_threads"))  # before any task code runs, as in the study
     the_task = resolve_task(training.task, training.task_args or spec.get("task_args") or {}, key="training.task",
-                            trusted=trust_task or task is not None, source=source)
+                            trusted=trust_task or task is not None, source=source, seed=training.seed,
+                            batch_size=training.batch_size)
     set_threads(spec.get("num_threads"), the_task)
     init = training.init
     model = fresh_model(the_task, training.seed)
@@ -82,7 +83,7 @@ def reproduce(recipe: Recipe, *, storage: str | None = None, tracking_uri: str |
         state = _dense_state(baseline, dense, tracking_uri or (spec.get("tracking") or {}).get("uri"),
                              workdir or Path(".sparsesearch") / (prov.study or "study"))
         load_state(model, state)
-    result = run(model, the_task.splits(training.seed), training, pruning=recipe.pruning)
+    result = run(model, the_task, training, pruning=recipe.pruning, steps_per_epoch=training.steps_per_epoch)
     recorded = {k: v for k, v in vars(prov.metrics).items() if v is not None}
     return Reproduction(result, recorded)
 

@@ -107,7 +107,9 @@ def test_short_study_records_everything_in_optuna_and_mlflow(stores, tracker, tm
         assert run.data.params["pruning.pruning_type"] == trial.user_attrs["config"]["groups"][0]["pruning_type"]
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert [m.step for m in history] == [0, 1, 2, 3]
-        assert history[-1].value == pytest.approx(trial.values[0])
+        best = int(trial.user_attrs["metrics"]["best_epoch"])  # scored on its best epoch at the target
+        assert history[best].value == pytest.approx(trial.values[0])
+        assert trial.values[0] == pytest.approx(max(h.value for h in history[best:]))
         assert run.data.metrics["test_accuracy"] == pytest.approx(trial.user_attrs["metrics"]["test_accuracy"])
         files = {f.path for f in client.list_artifacts(run.info.run_id)}
         assert {"layer_sparsity.csv", "recipe.yaml"} <= files
