@@ -1,48 +1,88 @@
 """What matters: per-weight importance scores (larger = keep).
 
-A criterion holds whatever state it needs for the layers of one group (one entry per weight tensor).
-``observe`` runs after ``backward`` and before the optimizer step, while gradients are present: criteria
-that accumulate (snip_momentum, movement) add to their scores every step; criteria that read one gradient
-(gradient, snip) keep it only when the next step updates masks. Adding a criterion = one small class here
-plus one line in :data:`CRITERIA`.
+A criterion holds whatever state it needs for the weight tensors of one group, owns its hyperparameters
+(validated in its constructor, as Torch-Pruning's importance classes do) and declares what it needs from
+the pruner instead of the pruner branching on names:
+
+* ``observes``: when :meth:`Criterion.observe` must run, with gradients present after ``backward``:
+  ``"never"``, ``"before_update"`` (the step before each mask update: gradient, snip) or ``"every_step"``
+  (accumulating: snip_momentum, movement).
+* :meth:`Criterion.regularization`: a term for the loss, or None (group lasso's α·Σ‖group‖₂).
+* :meth:`Criterion.initial_mask`: masks to start from, or None (pattern_lock keeps the model's zeros);
+  ``locks_pattern`` criteria prune nothing new.
+
+:meth:`Criterion.from_group` builds one from a :class:`~sparsesearch.records.pruning.PruningGroup`. Adding a
+criterion = one class here plus one entry in :data:`CRITERIA` (and its traits in
+:data:`sparsesearch.records.names.CRITERIA`, which a test keeps in step); :mod:`sparsesearch.testing` has
+the contract checks a new one should pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 
-from sparsesearch.records.names import CRITERIA as CRITERION_TRAITS
+from sparsesearch.errors import ConfigError
+from sparsesearch.pruning.patterns import Pattern, to_2d
+
+OBSERVE_POLICIES = ("never", "before_update", "every_step")
 
 
 class Criterion:
-    """Base class: scores are weight-shaped float32 tensors; larger means more important."""
+    """Base class: scores are weight-shaped float32 tensors; larger means more important.
+
+    ``weights`` is the group's list of weight tensors; the pruner replaces entries in place when a layer's
+    Parameter is replaced (``load_state_dict(..., assign=True)``), so read it at call time.
+    """
 
     name: ClassVar[str]
+    #: scores read gradients (the torch-free table records.names.CRITERIA says the same)
     needs_grad: ClassVar[bool] = False
-    #: group_lasso adds a term to the loss through the pruner
-    regularizes: ClassVar[bool] = False
-    #: pattern_lock keeps the zeros a model already has and prunes nothing new
+    #: keeps the zero pattern the model already has and prunes nothing new
     locks_pattern: ClassVar[bool] = False
-    #: accumulating criteria observe every step; the others only before an update
-    accumulates: ClassVar[bool] = False
+    #: when :meth:`observe` runs: "never", "before_update" or "every_step"
+    observes: ClassVar[str] = "never"
 
-    def __init__(self, weights: list[torch.Tensor], group: Any) -> None:
-        self.weights = weights
+    def __init__(self, weights: Sequence[torch.Tensor]) -> None:
+        self.weights = list(weights)
 
-    def observe(self, before_update: bool) -> None:
-        """Called with gradients present, before the optimizer step."""
+    @classmethod
+    def from_group(cls, weights: Sequence[torch.Tensor], group: Any, pattern: Pattern) -> Criterion:
+        """Build from a pruning group's settings (override when the criterion has hyperparameters)."""
+        return cls(weights)
+
+    def observe(self) -> None:
+        """Called with gradients present, after ``backward`` and before the optimizer step."""
 
     def scores(self) -> list[torch.Tensor]:
         """Fresh float32 tensors the caller owns (it may modify them in place)."""
         raise NotImplementedError
+
+    def regularization(self) -> torch.Tensor | None:
+        """A term to add to the loss, or None."""
+        return None
+
+    def initial_mask(self) -> list[torch.Tensor] | None:
+        """Boolean keep-masks to start from (one per weight), or None for dense."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         return None
+
+
+def _check_range(key: str, value: Any, lo: float, hi: float | None, *, hi_open: bool = True,
+                 integer: bool = False) -> None:
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or value < lo or (
+            hi is not None and (value >= hi if hi_open else value > hi)):
+        bound = "" if hi is None else (f" and < {hi}" if hi_open else f" and <= {hi}")
+        raise ConfigError("out of range", key=key, value=value,
+                          allowed=f"{'an integer' if integer else 'a number'} >= {lo}{bound}")
 
 
 class Magnitude(Criterion):
@@ -58,17 +98,16 @@ class _GradientSnapshot(Criterion):
     """Keeps a score computed from the last gradient before each mask update."""
 
     needs_grad = True
+    observes = "before_update"
 
-    def __init__(self, weights: list[torch.Tensor], group: Any) -> None:
-        super().__init__(weights, group)
-        self._scores: list[torch.Tensor | None] = [None] * len(weights)
+    def __init__(self, weights: Sequence[torch.Tensor]) -> None:
+        super().__init__(weights)
+        self._scores: list[torch.Tensor | None] = [None] * len(self.weights)
 
     def _score(self, w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def observe(self, before_update: bool) -> None:
-        if not before_update:
-            return
+    def observe(self) -> None:
         for i, w in enumerate(self.weights):
             if w.grad is not None:
                 self._scores[i] = self._score(w.detach(), w.grad.detach()).float()
@@ -108,11 +147,11 @@ class Snip(_GradientSnapshot):
 
 class _Accumulating(Criterion):
     needs_grad = True
-    accumulates = True
+    observes = "every_step"
 
-    def __init__(self, weights: list[torch.Tensor], group: Any) -> None:
-        super().__init__(weights, group)
-        self._scores = [torch.zeros_like(w, dtype=torch.float32) for w in weights]
+    def __init__(self, weights: Sequence[torch.Tensor]) -> None:
+        super().__init__(weights)
+        self._scores = [torch.zeros_like(w, dtype=torch.float32) for w in self.weights]
         self._seen = False
 
     def scores(self) -> list[torch.Tensor]:
@@ -135,14 +174,19 @@ class SnipMomentum(_Accumulating):
 
     name = "snip_momentum"
 
-    def __init__(self, weights: list[torch.Tensor], group: Any) -> None:
-        super().__init__(weights, group)
-        self.beta = float(getattr(group, "momentum", 0.9))
+    def __init__(self, weights: Sequence[torch.Tensor], momentum: float = 0.9) -> None:
+        _check_range("momentum", momentum, 0.0, 1.0)
+        super().__init__(weights)
+        self.momentum = float(momentum)
 
-    def observe(self, before_update: bool) -> None:
+    @classmethod
+    def from_group(cls, weights: Sequence[torch.Tensor], group: Any, pattern: Pattern) -> SnipMomentum:
+        return cls(weights, momentum=group.momentum)
+
+    def observe(self) -> None:
         for s, w in zip(self._scores, self.weights):
             if w.grad is not None:
-                s.mul_(self.beta).add_((w.detach() * w.grad.detach()).abs())
+                s.mul_(self.momentum).add_((w.detach() * w.grad.detach()).abs())
                 self._seen = True
 
 
@@ -151,7 +195,7 @@ class Movement(_Accumulating):
 
     name = "movement"
 
-    def observe(self, before_update: bool) -> None:
+    def observe(self) -> None:
         for s, w in zip(self._scores, self.weights):
             if w.grad is not None:
                 s.sub_(w.detach() * w.grad.detach())
@@ -159,13 +203,19 @@ class Movement(_Accumulating):
 
 
 class Random(Criterion):
-    """Uniform random scores (a baseline), reproducible from the group's ``seed``."""
+    """Uniform random scores (a baseline), reproducible from ``seed``."""
 
     name = "random"
 
-    def __init__(self, weights: list[torch.Tensor], group: Any) -> None:
-        super().__init__(weights, group)
-        self.generator = torch.Generator().manual_seed(int(getattr(group, "seed", 0)))
+    def __init__(self, weights: Sequence[torch.Tensor], seed: int = 0) -> None:
+        _check_range("seed", seed, 0, None, integer=True)
+        super().__init__(weights)
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_group(cls, weights: Sequence[torch.Tensor], group: Any, pattern: Pattern) -> Random:
+        return cls(weights, seed=group.seed)
 
     def scores(self) -> list[torch.Tensor]:
         return [torch.rand(w.shape, generator=self.generator).to(w.device) for w in self.weights]
@@ -178,10 +228,32 @@ class Random(Criterion):
 
 
 class GroupLasso(Criterion):
-    """Adds α·Σ‖group‖₂ over the pattern's groups to the loss; prunes the groups of smallest norm."""
+    """Adds α·Σ‖group‖₂ over the pattern's groups to the loss; prunes the groups of smallest norm.
+
+    Group norms come from :func:`torch.linalg.vector_norm`, whose gradient at a zero group is zero (not
+    NaN, a known failure of INC's implementation).
+    """
 
     name = "group_lasso"
-    regularizes = True
+
+    def __init__(self, weights: Sequence[torch.Tensor], pattern: Pattern, alpha: float = 1e-4) -> None:
+        _check_range("reg_coeff", alpha, 0.0, None)
+        if not isinstance(pattern, Pattern):
+            raise ConfigError("expected a pattern", key="pattern", value=pattern,
+                              allowed="a sparsesearch.pruning.patterns.Pattern (build_pattern('4x1'))")
+        super().__init__(weights)
+        self.pattern = pattern
+        self.alpha = float(alpha)
+
+    @classmethod
+    def from_group(cls, weights: Sequence[torch.Tensor], group: Any, pattern: Pattern) -> GroupLasso:
+        return cls(weights, pattern, alpha=group.reg_coeff)
+
+    def regularization(self) -> torch.Tensor | None:
+        if self.alpha == 0:
+            return None
+        total = sum(self.pattern.group_norms(to_2d(w)).sum() for w in self.weights)
+        return self.alpha * total  # type: ignore[return-value]
 
     def scores(self) -> list[torch.Tensor]:
         return [(w.detach().float() ** 2) for w in self.weights]
@@ -193,6 +265,9 @@ class PatternLock(Criterion):
     name = "pattern_lock"
     locks_pattern = True
 
+    def initial_mask(self) -> list[torch.Tensor] | None:
+        return [w.detach() != 0 for w in self.weights]
+
     def scores(self) -> list[torch.Tensor]:
         return [(w.detach() != 0).float() for w in self.weights]
 
@@ -200,7 +275,3 @@ class PatternLock(Criterion):
 CRITERIA: dict[str, type[Criterion]] = {
     c.name: c for c in (Magnitude, Gradient, Snip, SnipMomentum, Movement, Random, GroupLasso, PatternLock)
 }
-for _name, _cls in CRITERIA.items():  # the torch-free name table must describe each class as it is
-    _traits = CRITERION_TRAITS.get(_name)
-    if _traits is None or (_traits.needs_grad, _traits.locks_pattern) != (_cls.needs_grad, _cls.locks_pattern):
-        raise ImportError(f"criterion {_name!r} differs from its entry in sparsesearch.records.names.CRITERIA")

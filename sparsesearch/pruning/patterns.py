@@ -14,7 +14,7 @@ filter for Conv); ``"N:M"`` prunes N of every M consecutive input weights.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 
@@ -48,21 +48,22 @@ def _reduce(t: torch.Tensor, how: str, dims: tuple[int, ...]) -> torch.Tensor:
     return t.mean(dims)
 
 
-def safe_sqrt(t: torch.Tensor) -> torch.Tensor:
-    """sqrt with a zero (not NaN or inf) gradient where its input is zero."""
-    positive = t > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, t, torch.ones_like(t))), torch.zeros_like(t))
-
-
 class Pattern(ABC):
     """The group structure of a pattern. Subclasses are tiny; register them in :data:`PATTERNS`.
 
     Capabilities (largest sparsity, global scope, whole structures) are declared by the parsed
-    :class:`~sparsesearch.records.patterns.PatternSpec` the pattern was built from.
+    :class:`~sparsesearch.records.patterns.PatternSpec` the pattern was built from. ``examples`` are
+    spellings the contract tests (:mod:`sparsesearch.testing`) run the class with.
     """
 
     name: str
     spec: PatternSpec
+    examples: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: PatternSpec) -> Pattern:
+        """The pattern for a parsed spelling."""
 
     @property
     def max_sparsity(self) -> float:
@@ -94,8 +95,12 @@ class Pattern(ABC):
         """The 2-D boolean keep-mask for the flat boolean group choice ``prune``."""
 
     @abstractmethod
-    def group_sq_norms(self, w2d: torch.Tensor) -> torch.Tensor:
-        """Squared L2 norm of each group (differentiable; for group lasso)."""
+    def group_norms(self, w2d: torch.Tensor) -> torch.Tensor:
+        """L2 norm of each group (differentiable, for group lasso; a zero group has a zero gradient)."""
+
+    @abstractmethod
+    def conforms(self, keep2d: torch.Tensor) -> bool:
+        """Whether a 2-D boolean keep-mask has this pattern's structure (what ``expand`` can produce)."""
 
     def __repr__(self) -> str:
         return f"<pattern {self.name}>"
@@ -104,9 +109,15 @@ class Pattern(ABC):
 class BlockPattern(Pattern):
     """Blocks of ``rows`` × ``cols`` weights (None = the whole extent: a channel), pruned all together."""
 
+    examples = ("1x1", "4x1", "1x4", "1xchannel", "channelx1")
+
     def __init__(self, name: str, rows: int | None, cols: int | None, *, spec: PatternSpec | None = None) -> None:
         self.name, self.rows, self.cols = name, rows, cols
         self.spec = spec or PatternSpec(name, "block", rows, cols)
+
+    @classmethod
+    def from_spec(cls, spec: PatternSpec) -> BlockPattern:
+        return cls(spec.name, spec.rows, spec.cols, spec=spec)
 
     def _block(self, shape2d: torch.Size) -> tuple[int, int]:
         return (self.rows or shape2d[0], self.cols or shape2d[1])
@@ -146,13 +157,19 @@ class BlockPattern(Pattern):
         keep = (~prune).reshape(r // bh, 1, c // bw, 1)
         return keep.expand(r // bh, bh, c // bw, bw).reshape(r, c)
 
-    def group_sq_norms(self, w2d: torch.Tensor) -> torch.Tensor:
-        sq = w2d * w2d
+    def _blocks(self, t2d: torch.Tensor) -> torch.Tensor:
+        r, c = t2d.shape
+        bh, bw = self._block(t2d.shape)
+        return t2d.reshape(r // bh, bh, c // bw, bw)
+
+    def group_norms(self, w2d: torch.Tensor) -> torch.Tensor:
         if self.rows == 1 and self.cols == 1:
-            return sq
-        r, c = w2d.shape
-        bh, bw = self._block(w2d.shape)
-        return sq.reshape(r // bh, bh, c // bw, bw).sum((1, 3))
+            return w2d.abs()
+        return torch.linalg.vector_norm(self._blocks(w2d), dim=(1, 3))
+
+    def conforms(self, keep2d: torch.Tensor) -> bool:
+        blocks = self._blocks(keep2d)
+        return bool((blocks.all(3).all(1) | ~blocks.any(3).any(1)).all())
 
 
 class NInMPattern(Pattern):
@@ -162,9 +179,15 @@ class NInMPattern(Pattern):
     N least important weights matter least.
     """
 
+    examples = ("2:4", "1:4")
+
     def __init__(self, name: str, n: int, m: int, *, spec: PatternSpec | None = None) -> None:
         self.name, self.n, self.m = name, n, m
         self.spec = spec or PatternSpec(name, "n_in_m", n=n, m=m)
+
+    @classmethod
+    def from_spec(cls, spec: PatternSpec) -> NInMPattern:
+        return cls(spec.name, spec.n, spec.m, spec=spec)
 
     def check(self, layer: str, shape: torch.Size) -> None:
         cols = shape[1] if len(shape) > 2 else int(torch.Size(shape[1:]).numel())
@@ -198,19 +221,24 @@ class NInMPattern(Pattern):
         keep.scatter_(-1, idx, src)
         return keep.reshape(r, c)
 
-    def group_sq_norms(self, w2d: torch.Tensor) -> torch.Tensor:
+    def group_norms(self, w2d: torch.Tensor) -> torch.Tensor:
         r, c = w2d.shape
-        return (w2d * w2d).reshape(r, c // self.m, self.m).sum(-1)
+        return torch.linalg.vector_norm(w2d.reshape(r, c // self.m, self.m), dim=-1)
+
+    def conforms(self, keep2d: torch.Tensor) -> bool:
+        r, c = keep2d.shape
+        zeros = (~keep2d).reshape(r, c // self.m, self.m).sum(-1)
+        return bool(((zeros == 0) | (zeros == self.n)).all())
 
 
 #: pattern kinds (as parsed in :mod:`sparsesearch.records.patterns`) -> the class that implements them
-PATTERNS: dict[str, Callable[[PatternSpec], Pattern]] = {
-    "block": lambda spec: BlockPattern(spec.name, spec.rows, spec.cols, spec=spec),
-    "n_in_m": lambda spec: NInMPattern(spec.name, spec.n, spec.m, spec=spec),
+PATTERNS: dict[str, type[Pattern]] = {
+    "block": BlockPattern,
+    "n_in_m": NInMPattern,
 }
 
 
 def build_pattern(pattern: str | PatternSpec, key: str = "pattern") -> Pattern:
     """The tensor-level pattern for a spelling such as ``"4x1"`` or a parsed :class:`PatternSpec`."""
     spec = pattern if isinstance(pattern, PatternSpec) else parse_pattern(pattern, key=key)
-    return PATTERNS[spec.kind](spec)
+    return PATTERNS[spec.kind].from_spec(spec)

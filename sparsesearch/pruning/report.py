@@ -30,11 +30,16 @@ class LayerSparsity:
 
 @dataclass(frozen=True)
 class SparsityReport:
-    """``layers``: the reported (pruned) layers' weights; ``total_*``: every parameter of the model."""
+    """``layers``: the reported (pruned) layers' weights; ``total_*``: every parameter of the model.
+
+    ``warnings``: what looks wrong with the run that produced it (a training-loop callback never called, a
+    schedule longer than the training, a target clipped by a bound); :meth:`Pruner.report` fills it.
+    """
 
     layers: tuple[LayerSparsity, ...]
     total_params: int
     total_zeros: int
+    warnings: tuple[str, ...] = ()
 
     @property
     def pruned_params(self) -> int:
@@ -67,17 +72,25 @@ class SparsityReport:
             "total_params": self.total_params,
             "total_zeros": self.total_zeros,
             "total_sparsity": self.total_sparsity,
+            "warnings": list(self.warnings),
         }
 
 
 @torch.no_grad()
 def sparsity_report(model: nn.Module, layers: Iterable[str] | None = None) -> SparsityReport:
-    """Count zeros in the weights of ``layers`` (default: every Linear and Conv layer) and in all params."""
-    modules = dict(model.named_modules())
+    """Count zeros in the weights of ``layers`` (default: every Linear and Conv layer) and in all params.
+
+    A weight shared by several modules (tied weights) is counted once, under the first name.
+    """
+    modules = dict(model.named_modules(remove_duplicate=False))
     names = [n for n, _ in prunable_layers(model)] if layers is None else list(layers)
     rows = []
+    seen: set[int] = set()
     for name in names:
         weight = modules[name].weight
+        if id(weight) in seen:
+            continue
+        seen.add(id(weight))
         rows.append(LayerSparsity(name, type(modules[name]).__name__, tuple(weight.shape), weight.numel(),
                                   int((weight == 0).sum())))
     total = zeros = 0

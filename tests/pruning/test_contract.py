@@ -1,115 +1,94 @@
-"""Contract tests over every registered criterion and every pattern form: a new one is tested automatically."""
+"""Contract tests over every registered criterion and pattern, through sparsesearch.testing (one implementation:
+a third-party criterion or pattern runs the same checks)."""
 
 from __future__ import annotations
-
-import copy
 
 import pytest
 import torch
 
+from sparsesearch import testing
+from sparsesearch.errors import ConfigError
 from sparsesearch.pruning import CRITERIA, Pruner
-from sparsesearch.pruning.patterns import to_2d
-from sparsesearch.training import train
+from sparsesearch.pruning.criteria import Criterion
+from sparsesearch.pruning.patterns import PATTERNS, build_pattern
+from sparsesearch.records import names
 
-from helpers import batches_of, classification_data, image_data, make_cnn, make_mlp
+from helpers import make_mlp
 
-PATTERNS = ["1x1", "4x1", "1x4", "2:4", "1xchannel", "channelx1"]
 TYPES = sorted(CRITERIA)
 
 
-def _target(pattern: str) -> float:
-    return 0.5 if ":" in pattern else 0.75
+def test_registries_agree_with_the_torch_free_name_table():
+    assert set(CRITERIA) == set(names.CRITERIA)
+    for cls in CRITERIA.values():
+        testing.check_traits(cls)
+    assert set(PATTERNS) == {"block", "n_in_m"}
+    assert "1x1" in testing.PATTERN_EXAMPLES and "2:4" in testing.PATTERN_EXAMPLES
 
 
-def _run(make, data, pruning_type: str, pattern: str, steps_split: int | None = None):
-    model = make(7)
-    if pruning_type == "pattern_lock":  # lock the zeros of a model that is already sparse
-        with torch.no_grad():
-            for p in model.parameters():
-                p[torch.rand(p.shape, generator=torch.Generator().manual_seed(0)) < 0.3] = 0.0
-    x, y = data
-    config = {"pruning_type": pruning_type, "pattern": pattern, "target_sparsity": _target(pattern),
-              "reg_coeff": 1e-3, "schedule": {"start_step": 2, "end_step": 14, "pruning_frequency": 4}}
-    if pattern == "1x1" and pruning_type == "magnitude":
-        config["pruning_scope"] = "global"
-    pruner = Pruner(model, config)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    train(model, opt, batches_of(x, y, 16), epochs=4, pruner=pruner)
-    return model, pruner
-
-
-@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize("pattern", testing.PATTERN_EXAMPLES)
 @pytest.mark.parametrize("pruning_type", TYPES)
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_every_type_and_pattern_reaches_target_with_its_structure(pruning_type, pattern, kind):
-    make, data = (make_mlp, classification_data(n=64)) if kind == "mlp" else (make_cnn, image_data(n=64))
-    model, pruner = _run(make, data, pruning_type, pattern)
-    report = pruner.report()
-    masks = pruner.masks
-    for row in report.rows():   # the report is counted from the weights and agrees with the masks
-        assert row["zeros"] == int((~masks[row["name"]]).sum())
-    if pruning_type == "pattern_lock":
-        assert report.pruned_sparsity == pytest.approx(0.3, abs=0.05)
-        return
-    assert report.pruned_sparsity == pytest.approx(_target(pattern), abs=0.03)
-    for name, mask in masks.items():
-        m2 = to_2d(mask)
-        if pattern == "2:4":
-            zeros = (~m2).reshape(m2.shape[0], -1, 4).sum(-1)
-            assert bool(((zeros == 0) | (zeros == 2)).all()), name
-        elif pattern == "4x1":
-            kept = m2.reshape(m2.shape[0] // 4, 4, -1).sum(1)
-            assert bool(((kept == 0) | (kept == 4)).all()), name
-        elif pattern == "1x4":
-            kept = m2.reshape(m2.shape[0], -1, 4).sum(-1)
-            assert bool(((kept == 0) | (kept == 4)).all()), name
-        elif pattern == "1xchannel":
-            assert bool((m2.all(1) | (~m2).all(1)).all()), name
-        elif pattern == "channelx1":
-            assert bool((m2.all(0) | (~m2).all(0)).all()), name
+    testing.check_reaches_target(CRITERIA[pruning_type], pattern, kind)
+
+
+@pytest.mark.parametrize("pruning_type", TYPES)
+def test_every_type_scores_like_its_weights(pruning_type):
+    testing.check_scores(CRITERIA[pruning_type])
+
+
+@pytest.mark.parametrize("pruning_type", TYPES)
+def test_every_type_keeps_zeros_through_sgd_adam_adamw(pruning_type):
+    testing.check_zeros_stay_zero(CRITERIA[pruning_type])
 
 
 @pytest.mark.parametrize("pruning_type", TYPES)
 def test_every_type_resumes_from_state_dict_identically(pruning_type):
-    """Train 4 epochs straight, versus 2 epochs + save + fresh objects + load + 2 epochs: same masks, weights."""
-    x, y = classification_data(n=64)
-    batches = batches_of(x, y, 16)
-    config = {"pruning_type": pruning_type, "pattern": "1x1", "target_sparsity": 0.8, "reg_coeff": 1e-3,
-              "schedule": {"start_step": 1, "end_step": 14, "pruning_frequency": 3}}
+    testing.check_state_dict_round_trip(CRITERIA[pruning_type])
 
-    def fresh():
-        model = make_mlp(11)
-        if pruning_type == "pattern_lock":
-            with torch.no_grad():
-                model[0].weight[:, ::2] = 0.0
-        return model, Pruner(model, config)
 
-    straight, pruner = fresh()
-    opt = torch.optim.Adam(straight.parameters(), lr=0.01)
-    train(straight, opt, batches, epochs=4, pruner=pruner)
+@pytest.mark.parametrize("pattern", testing.PATTERN_EXAMPLES)
+def test_every_pattern_meets_its_contract(pattern):
+    testing.check_pattern(pattern)
 
-    first, pruner1 = fresh()
-    opt1 = torch.optim.Adam(first.parameters(), lr=0.01)
-    train(first, opt1, batches, epochs=2, pruner=pruner1)
-    saved = copy.deepcopy({"model": first.state_dict(), "opt": opt1.state_dict(), "pruner": pruner1.state_dict()})
-    assert 0 < pruner1.step < 14  # interrupted mid-pruning
 
-    resumed, pruner2 = fresh()
-    resumed.load_state_dict(saved["model"])
-    opt2 = torch.optim.Adam(resumed.parameters(), lr=0.01)
-    opt2.load_state_dict(saved["opt"])
-    pruner2.load_state_dict(saved["pruner"])
-    train(resumed, opt2, batches, epochs=2, pruner=pruner2)
+@pytest.mark.parametrize("pattern", [p for p in testing.PATTERN_EXAMPLES if build_pattern(p).supports_global])
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_global_scope_with_every_global_pattern(pattern, kind):
+    testing.check_reaches_target(CRITERIA["magnitude"], pattern, kind, scope="global")
 
-    assert pruner2.step == pruner.step == 16
-    for name in pruner.masks:
-        assert torch.equal(pruner.masks[name], pruner2.masks[name]), name
-    for (n, a), (_, b) in zip(straight.named_parameters(), resumed.named_parameters()):
-        assert torch.equal(a, b), n
+
+class _LargestFirst(Criterion):
+    """A third-party criterion: prunes the largest weights (silly, but valid)."""
+
+    name = "largest_first"
+
+    def scores(self) -> list[torch.Tensor]:
+        return [-w.detach().abs().float() for w in self.weights]
+
+
+class _WrongShape(_LargestFirst):
+    name = "wrong_shape"
+
+    def scores(self) -> list[torch.Tensor]:
+        return [s.reshape(-1) for s in super().scores()]
+
+
+def test_a_third_party_criterion_runs_the_whole_contract_and_is_unregistered_after():
+    testing.check_criterion(_LargestFirst, patterns=["1x1", "4x1", "2:4"])
+    assert "largest_first" not in CRITERIA and "largest_first" not in names.CRITERIA
+    with pytest.raises(ConfigError, match="unknown pruning_type"):
+        Pruner(make_mlp(), {"pruning_type": "largest_first"})
+
+
+def test_a_broken_criterion_fails_the_contract_with_a_reason():
+    with pytest.raises(AssertionError, match="wrong_shape: score 0 has shape"):
+        testing.check_scores(_WrongShape)
 
 
 def test_state_dict_from_another_config_is_rejected():
     model = make_mlp()
     state = Pruner(model, {"op_names": ["^0$"]}).state_dict()
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ConfigError, match="does not match"):
         Pruner(make_mlp(), {"op_names": ["^2$"]}).load_state_dict(state)

@@ -8,7 +8,8 @@ from torch import nn
 
 from sparsesearch.errors import ConfigError
 from sparsesearch.pruning import Pruner, prune
-from sparsesearch.pruning.patterns import build_pattern, safe_sqrt, to_2d
+from sparsesearch.pruning.criteria import GroupLasso, Random, SnipMomentum
+from sparsesearch.pruning.patterns import build_pattern, to_2d
 from sparsesearch.training import train
 
 from helpers import batches_of, classification_data, make_mlp
@@ -58,10 +59,10 @@ def test_group_lasso_shrinks_group_norms_and_never_makes_nan():
     def norms_after(reg_coeff: float) -> torch.Tensor:
         model = make_mlp(5)
         pruner = Pruner(model, {"pruning_type": "group_lasso", "pattern": "4x1", "reg_coeff": reg_coeff,
-                                "target_sparsity": 0.5, "schedule": {"start_step": 100, "end_step": 100}})
+                                "target_sparsity": 0.0})  # regularize only
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
         train(model, opt, batches_of(x, y), epochs=4, pruner=pruner)
-        return safe_sqrt(build_pattern("4x1").group_sq_norms(to_2d(model[2].weight.detach())))
+        return build_pattern("4x1").group_norms(to_2d(model[2].weight.detach()))
 
     plain, lasso = norms_after(0.0), norms_after(0.1)
     assert float(lasso.sum()) < 0.8 * float(plain.sum())
@@ -130,3 +131,48 @@ def test_loss_nan_raises_training_diverged():
     x[0, 0] = float("nan")
     with pytest.raises(TrainingDiverged, match="epoch 0, step 0"):
         train(model, torch.optim.SGD(model.parameters(), lr=0.1), batches_of(x, y), epochs=1)
+
+
+@pytest.mark.parametrize("pattern", ["1x1", "4x1", "1xchannel", "2:4"])
+def test_group_norms_of_zero_groups_have_zero_not_nan_gradient(pattern):
+    w = torch.randn(8, 8)
+    w[:4] = 0.0
+    w.requires_grad_(True)
+    build_pattern(pattern).group_norms(to_2d(w)).sum().backward()
+    assert bool(torch.isfinite(w.grad).all()) and bool((w.grad[:4] == 0).all())
+
+
+@pytest.mark.parametrize("make,key", [
+    (lambda ws: SnipMomentum(ws, momentum=1.5), "momentum"),
+    (lambda ws: SnipMomentum(ws, momentum="high"), "momentum"),
+    (lambda ws: Random(ws, seed=-1), "seed"),
+    (lambda ws: Random(ws, seed=0.5), "seed"),
+    (lambda ws: GroupLasso(ws, build_pattern("4x1"), alpha=-1.0), "reg_coeff"),
+    (lambda ws: GroupLasso(ws, "4x1"), "pattern"),
+])
+def test_criteria_validate_their_own_hyperparameters(make, key):
+    weights = [torch.randn(4, 4)]
+    with pytest.raises(ConfigError) as info:
+        make(weights)
+    assert info.value.key == key and "allowed" in str(info.value)
+
+
+def test_criteria_are_built_from_the_group_settings():
+    model = make_mlp(0)
+    pruner = Pruner(model, [{"pruning_type": "snip_momentum", "momentum": 0.5, "op_names": ["^0$"],
+                             "schedule": {"start_step": 1, "end_step": 2}},
+                            {"pruning_type": "random", "seed": 7, "op_names": ["^2$"]},
+                            {"pruning_type": "group_lasso", "pattern": "4x1", "reg_coeff": 0.25, "op_names": ["^4$"]}])
+    snip, rand, lasso = (g.criterion for g in pruner._groups)
+    assert snip.momentum == 0.5 and snip.observes == "every_step"
+    assert rand.seed == 7 and rand.observes == "never"
+    assert lasso.alpha == 0.25 and lasso.pattern.name == "4x1"
+    expected = 0.25 * build_pattern("4x1").group_norms(to_2d(model[4].weight)).sum()
+    assert torch.allclose(pruner.regularization(), expected)
+    assert pruner.regularization().requires_grad
+
+
+def test_no_regularizer_gives_a_constant_zero():
+    pruner = Pruner(make_mlp(0), [{"pruning_type": "group_lasso", "reg_coeff": 0.0}])
+    reg = pruner.regularization()
+    assert float(reg) == 0.0 and not reg.requires_grad
