@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("apply", "load_recipe", "read_spec", "write_recipe")
+_API = ("Study", "apply", "load", "load_recipe", "read_spec", "run", "write_recipe")
 
 
 def __getattr__(name: str) -> Any:

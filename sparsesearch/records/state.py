@@ -24,6 +24,8 @@ class StudyState:
     #: masked tracking URI -> {"parent_run_id": ..., "experiment": ...}
     tracking: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     created_by: str | None = None
+    #: the objective metric: {"name": ..., "direction": "maximize" | "minimize"}
+    objective: Mapping[str, Any] = field(default_factory=dict)
     #: the worker training the dense baseline, and when it last said so (seconds since the epoch)
     baseline_worker: str | None = None
     baseline_heartbeat: float | None = None
@@ -35,8 +37,18 @@ class StudyState:
         return cls(**{k: v for k, v in attrs.items() if k in known and v is not None})
 
     @property
-    def dense_val_accuracy(self) -> float | None:
-        value = self.baseline.get("val_accuracy")
+    def metric(self) -> str:
+        """The objective metric's name (``accuracy`` for studies made before metrics had names)."""
+        return str(self.objective.get("name") or "accuracy")
+
+    @property
+    def maximize(self) -> bool:
+        return self.objective.get("direction", "maximize") == "maximize"
+
+    @property
+    def dense_value(self) -> float | None:
+        """The dense baseline's validation value of the objective metric."""
+        value = self.baseline.get(f"val_{self.metric}", self.baseline.get("val_accuracy"))
         return None if value is None else float(value)
 
     @property

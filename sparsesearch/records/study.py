@@ -182,13 +182,22 @@ class SearchSpace:
 
 @dataclass(frozen=True)
 class Constraints:
-    """Trials breaking a constraint are infeasible: never on the front, steered away from by the sampler."""
+    """Trials breaking a constraint are infeasible: never on the front, steered away from by the sampler.
 
-    max_accuracy_drop: float | None = schema.spec(
-        0.05, ge=0.0, le=1.0, doc="largest validation-accuracy drop from dense (0.05 = 5 points); null: none")
+    ``max_drop`` is how much worse than dense the objective metric may get, in the metric's own units (0.05 =
+    5 points of accuracy), or with ``relative`` as a share of the dense value (0.05 = 5 % of the dense
+    perplexity). Its direction follows the metric. ``null`` turns the constraint off.
+    """
+
+    max_drop: float | None = schema.spec(0.05, ge=0.0, doc="largest drop of the metric from dense; null: none")
+    relative: bool = False
+    max_accuracy_drop: float | None = schema.spec(None, ge=0.0, le=1.0, doc="older spelling of max_drop")
 
     def __post_init__(self) -> None:
         schema.validate_fields(self)
+        if self.max_accuracy_drop is not None:
+            object.__setattr__(self, "max_drop", self.max_accuracy_drop)
+            object.__setattr__(self, "max_accuracy_drop", None)
 
 
 @dataclass(frozen=True)
@@ -223,13 +232,15 @@ class Tracking:
 class Export:
     """How ``sparsesearch export`` picks one trial from the front.
 
-    ``max_sparsity_within_drop``: the sparsest front trial within ``max_drop`` of dense validation accuracy.
-    ``knee``: the front trial farthest from the line joining the front's ends (normalised objectives).
-    ``max_accuracy_at_sparsity``: the most accurate front trial with sparsity at least ``min_sparsity``.
+    ``max_sparsity_within_drop``: the sparsest front trial within ``max_drop`` of the dense validation
+    metric (``relative``: a share of the dense value). ``knee``: the front trial farthest from the line
+    joining the front's ends (normalised objectives). ``max_accuracy_at_sparsity``: the front trial with the
+    best metric and sparsity at least ``min_sparsity``.
     """
 
     rule: str = schema.spec("max_sparsity_within_drop", choices=RULES)
-    max_drop: float = schema.spec(0.01, ge=0.0, le=1.0)
+    max_drop: float = schema.spec(0.01, ge=0.0)
+    relative: bool = False
     min_sparsity: float = schema.spec(0.9, ge=0.0, lt=1.0)
 
     def __post_init__(self) -> None:

@@ -54,11 +54,18 @@ class Context:
     @property
     def floor(self) -> float | None:
         """The worst objective value a trial may reach and stay feasible (None: no constraint)."""
-        drop = self.spec.constraints.max_accuracy_drop
-        dense = self.dense.get("value", self.dense.get("val_accuracy"))
-        if drop is None or dense is None:
+        c = self.spec.constraints
+        dense = self.dense_value
+        if c.max_drop is None or dense is None:
             return None
+        drop = c.max_drop * abs(dense) if c.relative else c.max_drop
         return dense - drop if self.metric.maximize else dense + drop
+
+    @property
+    def dense_value(self) -> float | None:
+        """The dense baseline's validation value of the objective metric."""
+        value = self.dense.get(f"val_{self.metric.name}", self.dense.get("val_accuracy"))
+        return None if value is None else float(value)
 
 
 def build_context(spec: StudySpec, *, task: Any = None, trust_task: bool = False, source: str | None = None) -> Context:

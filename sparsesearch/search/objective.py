@@ -105,7 +105,7 @@ class Objective:
                          tags={"sparsesearch.state": "PRUNED", "sparsesearch.stop_reason": result.stop_reason})
             self.events.trial_done(trial.number, "PRUNED", None, result.stop_reason, None)
             raise optuna.TrialPruned(result.stop_reason)
-        max_drop = ctx.spec.constraints.max_accuracy_drop
+        max_drop = ctx.spec.constraints.max_drop
         if max_drop is not None and drop is not None:
             trial.set_constraint("accuracy_drop", drop - max_drop)
         feasible = max_drop is None or drop is None or drop <= max_drop

@@ -80,17 +80,19 @@ def _spec_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list
 
 
 def run_study(spec: StudySpec, *, events: Events | None = None, tracker: Tracker | None = None,
-              workdir: Path | None = None, trust_task: bool = False, source: str | None = None) -> StudyResult:
+              workdir: Path | None = None, task: Any = None, trust_task: bool = False,
+              source: str | None = None) -> StudyResult:
     """Run (or resume, or join) the study described by ``spec``. See the module docstring.
 
-    A spec naming a ``module:callable`` task runs that code only with ``trust_task`` (``source``, the spec's
+    ``task`` (a task object or factory given in Python, or a reference the user named) replaces the spec's;
+    a spec naming a ``module:callable`` task runs that code only with ``trust_task`` (``source``, the spec's
     file, is named in the refusal).
     """
     started = time.perf_counter()
     events = events or Events()
     quiet_optuna()
     messages: list[str] = []
-    ctx = build_context(spec, trust_task=trust_task, source=source)  # validates the spec against the task's model before anything starts
+    ctx = build_context(spec, task=task, trust_task=trust_task, source=source)  # validates the spec against the task's model before anything starts
     own_tracker = tracker is None
     tracker = tracker if tracker is not None else make_tracker(spec.tracking.uri)
     try:

@@ -27,17 +27,29 @@ FRONT = [
 
 
 def test_max_sparsity_within_drop_picks_the_sparsest_within_the_drop():
-    assert select(FRONT, Export(max_drop=0.01), dense_accuracy=0.99).number == 3
-    assert select(FRONT, Export(max_drop=0.03), dense_accuracy=0.99).number == 4
-    assert select(FRONT, Export(max_drop=0.0), dense_accuracy=0.99).number == 1
-    assert select(FRONT, Export(max_drop=0.5), dense_accuracy=0.99).number == 6
+    assert select(FRONT, Export(max_drop=0.01), dense=0.99).number == 3
+    assert select(FRONT, Export(max_drop=0.03), dense=0.99).number == 4
+    assert select(FRONT, Export(max_drop=0.0), dense=0.99).number == 1
+    assert select(FRONT, Export(max_drop=0.5), dense=0.99).number == 6
 
 
 def test_max_sparsity_within_drop_explains_when_nothing_qualifies():
-    with pytest.raises(NoTrialSelected, match="most accurate is trial 1"):
-        select(FRONT, Export(max_drop=0.001), dense_accuracy=0.999)
+    with pytest.raises(NoTrialSelected, match="validation accuracy 0.9990; the best is trial 1"):
+        select(FRONT, Export(max_drop=0.001), dense=0.999, metric="accuracy")
+
+
+def test_rules_follow_a_metric_where_lower_is_better():
+    """Perplexity: lower is better; the drop and the rules turn with it."""
+    front = [Point(1, 10.0, 0.5, maximize=False), Point(2, 10.4, 0.8, maximize=False),
+             Point(3, 11.0, 0.9, maximize=False), Point(4, 20.0, 0.95, maximize=False)]
+    assert select(front, Export(max_drop=0.5), dense=10.0).number == 2
+    assert select(front, Export(max_drop=0.1, relative=True), dense=10.0).number == 3
+    assert select(front, Export(rule="max_accuracy_at_sparsity", min_sparsity=0.85), None).number == 3
+    with pytest.raises(NoTrialSelected, match="best is trial 1"):
+        select(front, Export(max_drop=0.0), dense=9.0)
+    assert non_dominated(front + [Point(5, 12.0, 0.9, maximize=False)]) == front[::-1]  # sparsest first
     with pytest.raises(NoTrialSelected, match="no Pareto front"):
-        select([], Export(), dense_accuracy=0.99)
+        select([], Export(), dense=0.99)
 
 
 def test_max_accuracy_at_sparsity():
@@ -58,7 +70,7 @@ def test_knee_is_the_point_farthest_above_the_line_between_the_ends():
 
 def test_ties_prefer_the_other_objective():
     tied = [Point(1, 0.98, 0.9), Point(2, 0.99, 0.9)]
-    assert select(tied, Export(max_drop=0.05), dense_accuracy=0.99).number == 2
+    assert select(tied, Export(max_drop=0.05), dense=0.99).number == 2
 
 
 def test_hypervolume_of_a_known_front():
