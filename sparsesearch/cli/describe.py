@@ -50,18 +50,16 @@ def model_from_task(name: str) -> tuple[nn.Module, int | None]:
     """A task's model (seeded) and its steps per epoch (training split and batch size hint), if known."""
     import torch
 
-    from sparsesearch.tasks import resolve_task, steps_per_epoch
+    from sparsesearch.tasks import resolve_task
+    from sparsesearch.training.runs import task_steps_per_epoch
 
     task = resolve_task(name, key="--task", trusted=True)  # named on the command line
     torch.manual_seed(0)
     model = task.model()
-    spe = None
-    batch = task.budget_hints.get("batch_size") if hasattr(task, "budget_hints") else None
-    if batch:
-        try:
-            spe = steps_per_epoch(len(task.splits(0).x_train), int(batch))
-        except Exception:  # data unavailable: the schedule is then shown in epochs
-            spe = None
+    try:
+        spe: int | None = task_steps_per_epoch(task)
+    except Exception:  # noqa: BLE001 - data unavailable: the schedule is then shown in epochs
+        spe = None
     return model, spe
 
 
@@ -172,7 +170,8 @@ def describe(loaded: LoadedConfig, *, match: ModelMatch | None = None, model_lab
         lines.append(f"  from study {prov.study!r}, trial {prov.trial}, run {prov.run_id}")
     metrics = {k: v for k, v in vars(prov.metrics).items() if v is not None}
     if metrics:
-        lines.append("  metrics: " + ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
+        lines.append("  metrics: " + ", ".join(f"{k} {_fmt(v) if isinstance(v, (int, float)) else v}"
+                                            for k, v in metrics.items()))
     if recipe.training is not None:
         t = recipe.training
         lines.append(f"  training: {t.epochs} epochs, {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, seed {t.seed}"

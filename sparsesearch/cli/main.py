@@ -244,19 +244,24 @@ def show(spec: str | None, study_name: str | None, storage: str | None) -> None:
     state = StudyState.of(study.user_attrs)
     dense, stored = state.baseline, state.spec
     rule = spec_obj.export if spec_obj else Export(**state.export)
+    metric = state.metric
     front = pareto.front_trials(study)
-    pts = pareto.points(front)
+    pts = pareto.points(front, state.maximize)
     try:
-        selected, why = pareto.select(pts, rule, dense.get("val_accuracy")), None
+        selected, why = pareto.select(pts, rule, state.dense_value, metric=metric), None
     except pareto.NoTrialSelected as exc:
         selected, why = None, str(exc)
     click.echo(f"study {name!r} in {mask_uri(url)}: task {stored.get('task', '?')}, {len(trials)} trials "
-               f"({counts_text(state_counts(trials))})")
+               f"({counts_text(state_counts(trials))}); objective: {metric} "
+               f"({'higher' if state.maximize else 'lower'} is better) and sparsity")
     if dense:
-        click.echo(f"dense baseline: val {dense.get('val_accuracy', 0):.4f}, test {dense.get('test_accuracy', 0):.4f} "
-                   f"({dense.get('epochs', '?')} epochs)")
+        test = dense.get(f"test_{metric}", dense.get("test_accuracy"))
+        click.echo(f"dense baseline: val {metric} {state.dense_value or 0:.4f}"
+                   + (f", test {test:.4f}" if test is not None else "")
+                   + (" (measured: pretrained weights)" if dense.get("pretrained") else
+                      f" ({dense.get('epochs', '?')} epochs)"))
     if pts:
-        hv = pareto.study_hypervolume(pts, stored, dense.get("val_accuracy"))
+        hv = pareto.study_hypervolume(pts, stored, state.dense_value)
         click.echo(f"Pareto front ({len(pts)} trials, hypervolume {hv:.4f}; "
                    f"* = chosen by {rule.rule}):")
         for line in pareto_lines(pareto_table(study, front, dense, selected)):
@@ -265,12 +270,31 @@ def show(spec: str | None, study_name: str | None, storage: str | None) -> None:
         click.echo("no Pareto front yet: the study has no completed feasible trial")
     if why:
         click.echo(f"no trial selected: {why}")
+    beyond = _beyond_constraint(trials, state.maximize)
+    if beyond:
+        click.echo(f"beyond the constraint ({len(beyond)} trials too far from dense, best per sparsity; "
+                   "export one with --trial N):")
+        for t in beyond[:8]:
+            s = TrialRecord.of(t.user_attrs).summary
+            click.echo(f"  trial {t.number:>3}  val {metric} {t.values[0]:.4f}  sparsity {t.values[1]:.4f}  "
+                       f"{s.get('pruning_type', '?')} {s.get('pattern', '?')} {s.get('scope', '?')}")
     stopped = [t for t in trials if t.state.name == "PRUNED"]
     if stopped:
         click.echo(f"stopped early: {len(stopped)} trials (e.g. trial {stopped[-1].number}: "
                    f"{TrialRecord.of(stopped[-1].user_attrs).stop_reason or '?'})")
     for uri, info in state.tracking.items():
         click.echo(f"tracking: {uri}, experiment {info.get('experiment')!r}, study run {info.get('parent_run_id')}")
+
+
+def _beyond_constraint(trials: list, maximize: bool) -> list:
+    """Complete trials that break the constraint and that no other such trial beats on both objectives,
+    sparsest first: the high end a user came for, shown even though the constraint keeps it off the front."""
+    from sparsesearch.search import pareto
+
+    broken = [t for t in trials if t.state.name == "COMPLETE" and t.values
+              and any(c > 0 for c in (t.system_attrs.get("constraints") or ()))]
+    keep = {p.number for p in pareto.non_dominated(pareto.points(broken, maximize))}
+    return sorted((t for t in broken if t.number in keep), key=lambda t: -t.values[1])
 
 
 @main.command()
@@ -302,7 +326,6 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
     chosen_rule = spec_obj.export if spec_obj else Export(**state.export)
     changes = {k: v for k, v in (("rule", rule), ("max_drop", max_drop), ("min_sparsity", min_sparsity)) if v is not None}
     chosen_rule = dataclasses.replace(chosen_rule, **changes)
-    dense = state.baseline
     if trial_number is not None:
         trials = [t for t in study.get_trials(deepcopy=False) if t.number == trial_number]
         if not trials or trials[0].state.name != "COMPLETE":
@@ -312,7 +335,8 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
     else:
         front = pareto.front_trials(study)
         try:
-            point = pareto.select(pareto.points(front), chosen_rule, dense.get("val_accuracy"))
+            point = pareto.select(pareto.points(front, state.maximize), chosen_rule, state.dense_value,
+                                  metric=state.metric)
         except pareto.NoTrialSelected as exc:
             raise ConfigError(str(exc), key="--rule", value=chosen_rule.rule) from None
         trial = next(t for t in front if t.number == point.number)
@@ -320,10 +344,18 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
     recipe = recipe_for_trial(study, trial)
     path = export_recipe(recipe, output or f"{name}.recipe.yaml", overwrite=force)
     m = recipe.provenance.metrics
-    drop = "" if m.dense_val_accuracy is None else f", {100 * (m.dense_val_accuracy - m.val_accuracy):.2f} points below dense"
+    metric = m.objective or "accuracy"
+    value = m.value if m.value is not None else m.val_accuracy
+    dense_value = m.dense_value if m.dense_value is not None else m.dense_val_accuracy
+    test = m.test_value if m.test_value is not None else m.test_accuracy
+    drop = ""
+    if dense_value is not None and value is not None:
+        worse = (dense_value - value) if m.direction != "minimize" else (value - dense_value)
+        drop = f", {worse:+.4f} worse than dense" if metric != "accuracy" else f", {100 * worse:.2f} points below dense"
     g = recipe.pruning.groups[0]
     click.echo(f"wrote {path}: trial {trial.number} ({how}) — {g.pruning_type} {g.pattern} {g.pruning_scope}")
-    click.echo(f"  val {m.val_accuracy:.4f}{drop}; test {m.test_accuracy:.4f}; sparsity {m.sparsity:.4f}")
+    click.echo(f"  val {metric} {value:.4f}{drop}; test {test if test is None else round(test, 4)}; "
+               f"sparsity {m.sparsity:.4f}")
     click.echo(f"check it:  sparsesearch validate {path} --task {recipe.training.task}")
     click.echo(f"re-run it: sparsesearch reproduce {path}" + (f" --storage {mask_uri(url)}" if storage else ""))
 
@@ -413,12 +445,14 @@ def reproduce(recipe_path: str, storage: str | None, tracking_uri: str | None, d
                 tracking_uri=from_environment(tracking_uri, TRACKING_ENV, DEFAULT_TRACKING_URI),
                 dense=dense, task=task_ref, trust_task=trust_task, source=recipe_path)
     r = rep.result
-    click.echo(f"re-ran {recipe_path}: val {r.val_accuracy:.4f}, test {r.test_accuracy:.4f}, sparsity "
-               f"{r.sparsity:.6f} in {r.seconds:.1f}s")
+    test = r.test_value
+    click.echo(f"re-ran {recipe_path}: val {r.objective} {r.value:.4f}"
+               + (f", test {test:.4f}" if test is not None else "") + f", sparsity {r.sparsity:.6f} in {r.seconds:.1f}s")
     rec = rep.recorded
-    if "val_accuracy" in rec:
-        click.echo(f"recorded: val {rec['val_accuracy']:.4f}, sparsity {rec.get('sparsity', float('nan')):.6f}; "
-                   f"accuracy {rep.accuracy_delta_points:+.2f} points, sparsity "
+    if rep.delta is not None:
+        recorded = rec.get("value", rec.get("val_accuracy"))
+        click.echo(f"recorded: val {recorded:.4f}, sparsity {rec.get('sparsity', float('nan')):.6f}; "
+                   f"{r.objective} {rep.accuracy_delta_points:+.2f} points, sparsity "
                    f"{'exact' if rep.sparsity_exact else 'DIFFERENT'}")
         click.echo("reproduced" if rep.ok else f"NOT reproduced (tolerance {TOLERANCE_POINTS} points, exact sparsity)")
         if not rep.ok:

@@ -45,18 +45,36 @@ class Selection:
 
     ``exclude_classifier_head``: never prune the model's last module when it is a Linear or Conv2d layer
     (INC's rule: registration order, Dropout ignored; nothing is excluded when the last module is anything
-    else). ``skip_incompatible_layers``: leave out selected layers whose weight shape the group's pattern
-    cannot cut into blocks (INC warns and skips them); without it such a layer is an error.
+    else). ``classifier_head_match`` says which layers that rule leaves dense: ``exact``, the head alone;
+    ``search``, INC's own way: INC adds the head's name to ``excluded_op_names``, a regular expression searched
+    in every layer name, so a head called ``classifier`` also protects DistilBERT's ``pre_classifier`` and a
+    head called ``fc`` also ``fc1``. ``skip_incompatible_layers``: leave out selected layers whose weight shape
+    the group's pattern cannot cut into blocks (INC warns and skips them); without it such a layer is an error.
     """
 
     exclude_classifier_head: bool = False
+    classifier_head_match: str = schema.spec("exact", choices=("exact", "search"))
     skip_incompatible_layers: bool = False
+
+    def __post_init__(self) -> None:
+        schema.validate_fields(self)
 
 
 @dataclass(frozen=True)
 class Metrics:
-    """Achieved results; sparsities are counted from the weights, accuracies are in [0, 1]."""
+    """Achieved results; sparsities are counted from the weights.
 
+    ``objective`` names the task's objective metric and ``direction`` whether higher or lower is better;
+    ``value``/``test_value``/``dense_value``/``dense_test_value`` are that metric on validation and test data
+    for this trial and for the dense baseline. A study on accuracy also fills the ``*accuracy`` keys.
+    """
+
+    objective: str | None = None
+    direction: str | None = schema.spec(None, choices=("maximize", "minimize"))
+    value: float | None = None
+    test_value: float | None = None
+    dense_value: float | None = None
+    dense_test_value: float | None = None
     val_accuracy: float | None = schema.spec(None, ge=0.0, le=1.0)
     test_accuracy: float | None = schema.spec(None, ge=0.0, le=1.0)
     sparsity: float | None = schema.spec(None, ge=0.0, le=1.0, doc="over the pruned layers' weights")

@@ -23,14 +23,21 @@ from sparsesearch.records.training import TRAINING_KEYS
 def build_recipe(*, study: str, task: str | None, task_args: Mapping[str, Any] | None = None, number: int,
                  config: Mapping[str, Any],
                  training: Mapping[str, Any], steps_per_epoch: int | None, metrics: Mapping[str, Any] | None,
-                 dense: Mapping[str, Any] | None, run_id: str | None, init: str = "dense") -> Recipe:
-    """The recipe of one trial (see the module docstring)."""
+                 dense: Mapping[str, Any] | None, run_id: str | None, init: str = "dense",
+                 objective: Mapping[str, Any] | None = None) -> Recipe:
+    """The recipe of one trial (see the module docstring). ``objective`` is the study's {name, direction}."""
     metrics = dict(metrics or {})
     dense = dict(dense or {})
+    name = str((objective or {}).get("name") or "accuracy")
+    direction = (objective or {}).get("direction") or "maximize"
     notes = []
     if init == "dense":
         notes.append(f"fine-tuned from the study's dense baseline ({dense.get('epochs', '?')} epochs, validation "
-                     f"accuracy {_fmt(dense.get('val_accuracy'))}); apply it to your trained model")
+                     f"{name} {_fmt(dense.get(f'val_{name}', dense.get('val_accuracy')))}); apply it to your "
+                     "trained model")
+    elif init == "pretrained":
+        notes.append(f"fine-tuned from the task's trained weights (validation {name} "
+                     f"{_fmt(dense.get(f'val_{name}'))})")
     else:
         notes.append("trained from the task's initial weights (init: scratch)")
     if metrics.get("stop_reason"):
@@ -40,6 +47,12 @@ def build_recipe(*, study: str, task: str | None, task_args: Mapping[str, Any] |
         "trial": number,
         "run_id": run_id,
         "metrics": {
+            "objective": name,
+            "direction": direction,
+            "value": metrics.get(f"val_{name}"),
+            "test_value": metrics.get(f"test_{name}"),
+            "dense_value": dense.get(f"val_{name}"),
+            "dense_test_value": dense.get(f"test_{name}"),
             "val_accuracy": metrics.get("val_accuracy"),
             "test_accuracy": metrics.get("test_accuracy"),
             "sparsity": metrics.get("sparsity"),

@@ -34,9 +34,15 @@ class Reproduction:
     recorded: dict[str, float]
 
     @property
+    def delta(self) -> float | None:
+        """This run's objective value minus the recorded one (in the metric's units)."""
+        rec = self.recorded.get("value", self.recorded.get("val_accuracy"))
+        return None if rec is None else self.result.value - rec
+
+    @property
     def accuracy_delta_points(self) -> float | None:
-        rec = self.recorded.get("val_accuracy")
-        return None if rec is None else 100.0 * (self.result.val_accuracy - rec)
+        """The delta in points (hundredths), the unit of the tolerance."""
+        return None if self.delta is None else 100.0 * self.delta
 
     @property
     def sparsity_exact(self) -> bool | None:

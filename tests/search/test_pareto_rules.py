@@ -109,7 +109,7 @@ def test_floor_rule_waits_for_the_target_and_two_settled_epochs():
     assert stopper.check(1, 0.5, 0.9, target_reached=True) is None  # first epoch at target
     assert stopper.check(2, 0.5, 0.9, target_reached=True) is None  # settled; below the floor once
     reason = stopper.check(3, 0.5, 0.9, target_reached=True)  # flat, far below: cannot reach the floor
-    assert reason is not None and "accuracy floor" in reason
+    assert reason is not None and "constraint's floor" in reason
 
 
 def test_floor_rule_spares_a_trial_that_is_recovering_fast_enough():
@@ -167,3 +167,14 @@ def test_dominated_rule_can_stop_a_trial_during_its_ramp():
     # but not when the completed trial ended less sparse than this trial's target
     stopper = Stopper(rules(rules=("dominated",)), floor=None, completed=completed, epochs=6, target=0.99)
     assert [stopper.check(e, 0.90, 0.3 + 0.1 * e, False) for e in range(5)] == [None] * 5
+
+
+def test_early_stopping_follows_a_metric_where_lower_is_better():
+    """Perplexity must stay below dense + drop; a trial whose perplexity stays above the floor is stopped."""
+    stopper = Stopper(rules(rules=("floor",), patience=2), floor=12.0, completed=[], epochs=10, maximize=False,
+                      metric="perplexity")
+    reasons = [stopper.check(e, 20.0, 0.9, True) for e in range(6)]
+    stopped = [r for r in reasons if r]
+    assert stopped and "validation perplexity 20.0000" in stopped[0] and "above the constraint's floor 12.0000" in stopped[0]
+    fine = Stopper(rules(rules=("floor",), patience=2), floor=12.0, completed=[], epochs=10, maximize=False)
+    assert not any(fine.check(e, 11.0, 0.9, True) for e in range(6))

@@ -154,7 +154,7 @@ def test_early_stopped_trials_are_pruned_in_optuna_and_killed_in_mlflow(stores, 
     for t in study.get_trials():
         assert t.state == TrialState.PRUNED
         reason = t.user_attrs["stop_reason"]
-        assert "accuracy floor" in reason
+        assert "constraint's floor" in reason
         assert len(t.user_attrs["curve"]) < 4  # it stopped before its last epoch
         run = children[t.number]
         assert run.info.status == "KILLED"
