@@ -67,14 +67,32 @@ PARETO_COLUMNS = (("selected", ""), ("trial", "trial"), ("val_accuracy", "val ac
                   ("scope", "scope"), ("allocation", "allocation"))
 
 
+def _metric_of(rows: Sequence[Mapping[str, Any]]) -> str:
+    keys = [k for k in (rows[0] if rows else {}) if k.startswith("val_")]
+    return keys[0].removeprefix("val_") if keys else "accuracy"
+
+
+def metric_text(metrics: Mapping[str, Any], prefix: str = "val") -> str:
+    """``val <metric> 0.9876`` for the first ``<prefix>_<metric>`` entry of ``metrics`` (empty if none)."""
+    for key, value in metrics.items():
+        if key.startswith(prefix + "_") and isinstance(value, (int, float)):
+            return f"{prefix} {key.removeprefix(prefix + '_')} {value:.4f}"
+    return ""
+
+
 def pareto_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    return ["  " + line for line in table(rows, PARETO_COLUMNS)]
+    metric = _metric_of(rows)
+    short = "acc" if metric == "accuracy" else metric
+    columns = tuple((f"val_{metric}", f"val {short}") if k == "val_accuracy" else
+                    (f"test_{metric}", f"test {short}") if k == "test_accuracy" else (k, label)
+                    for k, label in PARETO_COLUMNS)
+    return ["  " + line for line in table(rows, columns)]
 
 
 def best_text(best: pareto.Point | None) -> str:
     if best is None:
         return "no feasible trial yet"
-    return f"trial {best.number}: val {best.accuracy:.4f} @ sparsity {best.sparsity:.4f}"
+    return f"trial {best.number}: val {best.value:.4f} @ sparsity {best.sparsity:.4f}"
 
 
 class ProgressEvents(Events):
@@ -96,7 +114,7 @@ class ProgressEvents(Events):
 
     def baseline_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         if self._epochs is not None:
-            self._epochs.set_postfix_str(f"val {metrics.get('val_accuracy', 0):.4f}", refresh=False)
+            self._epochs.set_postfix_str(metric_text(metrics), refresh=False)
             self._epochs.update(1)
 
     def baseline_done(self, metrics: Mapping[str, float], reused: bool) -> None:
@@ -104,8 +122,8 @@ class ProgressEvents(Events):
             self._epochs.close()
             self._epochs = None
         how = "reused" if reused else "trained"
-        click.echo(f"dense baseline ({how}): val {metrics.get('val_accuracy', 0):.4f}, "
-                   f"test {metrics.get('test_accuracy', 0):.4f}", err=True)
+        how = "measured" if metrics.get("pretrained") else how
+        click.echo(f"dense baseline ({how}): {metric_text(metrics)}, {metric_text(metrics, 'test')}", err=True)
 
     def trials_planned(self, done: int, target: int | None) -> None:
         total = None if target is None else max(target - done, 0)
@@ -120,8 +138,8 @@ class ProgressEvents(Events):
 
     def trial_epoch(self, number: int, epoch: int, metrics: Mapping[str, float]) -> None:
         if self._epochs is not None:
-            self._epochs.set_postfix_str(f"val {metrics.get('val_accuracy', 0):.4f} "
-                                         f"sparsity {metrics.get('sparsity', 0):.4f}", refresh=False)
+            self._epochs.set_postfix_str(f"{metric_text(metrics)} sparsity {metrics.get('sparsity', 0):.4f}",
+                                         refresh=False)
             self._epochs.update(1)
 
     def trial_done(self, number: int, state: str, values: tuple[float, float] | None, reason: str | None,
@@ -157,8 +175,7 @@ def result_lines(result: StudyResult, rows: Sequence[Mapping[str, Any]], rule_te
     lines = [f"study {result.name!r}: {total} trials ({counts_text(result.counts)}); this run: "
              f"{result.trials_run} trials in {fmt_duration(result.seconds)}"]
     if result.dense:
-        lines.append(f"dense baseline: val {result.dense.get('val_accuracy', 0):.4f}, "
-                     f"test {result.dense.get('test_accuracy', 0):.4f}")
+        lines.append(f"dense baseline: {metric_text(result.dense)}, {metric_text(result.dense, 'test')}")
     if rows:
         lines.append(f"Pareto front ({len(rows)} trials, hypervolume {result.hypervolume:.4f}; * = exported):")
         lines += pareto_lines(rows)

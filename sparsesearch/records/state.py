@@ -29,6 +29,10 @@ class StudyState:
     #: the worker training the dense baseline, and when it last said so (seconds since the epoch)
     baseline_worker: str | None = None
     baseline_heartbeat: float | None = None
+    #: the last failure of the dense baseline: {"worker", "reason", "at"} (workers waiting for it stop with it)
+    baseline_failure: Mapping[str, Any] = field(default_factory=dict)
+    #: masked tracking URI -> {"worker": ..., "at": ...}: the worker opening the study's tracking run
+    tracking_claim: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, attrs: Mapping[str, Any]) -> StudyState:
@@ -77,6 +81,10 @@ class TrialRecord:
     run_id: str | None = None
     stop_reason: str | None = None
     warm_start: str | None = None
+    #: the worker that ran it (``host:pid``)
+    worker: str | None = None
+    #: the number of the trial this one re-runs (its worker was lost), as Optuna's ``failed_trial``
+    retry_of: int | None = None
 
     @classmethod
     def of(cls, attrs: Mapping[str, Any]) -> TrialRecord:

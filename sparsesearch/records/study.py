@@ -79,6 +79,9 @@ class Budget:
                                    doc="learning rate over each run: constant, or cosine/linear decay to zero")
     init: str = schema.spec("dense", choices=INITS,
                             doc="dense: fine-tune from the trained dense baseline; scratch: train from init")
+    checkpoint: str | None = schema.spec(
+        None, doc="a state_dict file of your trained model: trials start from it and the dense metrics are "
+        "measured, not trained")
 
     def __post_init__(self) -> None:
         schema.validate_fields(self)
@@ -248,6 +251,20 @@ class Export:
 
 
 @dataclass(frozen=True)
+class Seeds:
+    """Separate seeds for the parts of a study (each defaults to the spec's ``seed``), so a study's variance
+    can be measured on a fixed data split, or the data varied with everything else fixed."""
+
+    data: int | None = schema.spec(None, ge=0, doc="the data split and augmentation")
+    model: int | None = schema.spec(None, ge=0, doc="the model's initial weights")
+    sampler: int | None = schema.spec(None, ge=0, doc="the search's sampler")
+    training: int | None = schema.spec(None, ge=0, doc="batch order and other randomness of each run")
+
+    def __post_init__(self) -> None:
+        schema.validate_fields(self)
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """One search study: a task, a budget, a space, objectives and where it all goes."""
 
@@ -255,6 +272,7 @@ class StudySpec:
     task: str = schema.spec(doc='a built-in task such as "digits-mlp", or "package.module:callable"')
     task_args: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = schema.spec(0, ge=0, doc="data split, dense baseline, sampler and trial seeds derive from it")
+    seeds: Seeds = dataclasses.field(default_factory=Seeds)
     budget: Budget = dataclasses.field(default_factory=Budget)
     space: SearchSpace = dataclasses.field(default_factory=SearchSpace)
     objectives: tuple[str, ...] = schema.spec(OBJECTIVES, choices=OBJECTIVES)
@@ -283,6 +301,11 @@ class StudySpec:
         if not self.task or not isinstance(self.task, str):
             raise ConfigError("names the task to search", key="task", value=self.task,
                               allowed='a built-in task such as "digits-mlp", or "package.module:callable"')
+
+    def seed_of(self, part: str) -> int:
+        """The seed of ``part`` (data, model, sampler, training): its own, else the spec's ``seed``."""
+        own = getattr(self.seeds, part)
+        return self.seed if own is None else int(own)
 
     @property
     def experiment(self) -> str:

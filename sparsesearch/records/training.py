@@ -18,7 +18,7 @@ from sparsesearch.records.names import INITS, LR_SCHEDULES, OPTIMIZERS
 
 #: the keys that describe the training itself (not where the task and weights come from)
 TRAINING_KEYS = ("epochs", "finetune_epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "seed",
-                 "lr_schedule")
+                 "data_seed", "model_seed", "lr_schedule")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,9 @@ class TrainingSettings:
 
     task: str | None = schema.spec(None, doc="built-in task name or 'package.module:callable'")
     task_args: dict[str, Any] = dataclasses.field(default_factory=dict)
-    seed: int = schema.spec(0, ge=0)
+    seed: int = schema.spec(0, ge=0, doc="batch order and other randomness of the run")
+    data_seed: int | None = schema.spec(None, ge=0, doc="the task's data split (default: seed)")
+    model_seed: int | None = schema.spec(None, ge=0, doc="the model's initial weights (default: seed)")
     init: str = schema.spec("dense", choices=INITS, doc="dense: from the trained dense model; scratch: from init")
     epochs: int = schema.spec(1, ge=1)
     finetune_epochs: int = schema.spec(0, ge=0, doc="last epochs: mask-locked fine-tuning")

@@ -22,7 +22,7 @@ from sparsesearch.records.study import StudySpec
 from sparsesearch.search.context import Context
 from sparsesearch.search.events import Events
 from sparsesearch.tracking import Tracker
-from sparsesearch.training.runs import fresh_model, run
+from sparsesearch.training.runs import measure, run
 
 log = logging.getLogger(__name__)
 
@@ -70,34 +70,42 @@ def ensure_baseline(study: optuna.Study, ctx: Context, tracker: Tracker, events:
 
 def _train_baseline(study: optuna.Study, ctx: Context, tracker: Tracker, events: Events, workdir: Path) -> None:
     settings = ctx.settings(dense=True)
-    model = fresh_model(ctx.task, ctx.spec.seed)
+    model = ctx.fresh_model()
+    metric = ctx.metric.name
     if ctx.spec.budget.init == "scratch":
-        log.info("init: scratch — the dense baseline is trained only to measure the accuracy to compare with")
-    events.baseline_started(settings.epochs)
+        log.info("init: scratch — the dense baseline is trained only to measure the metric to compare with")
+    curve: list[dict[str, float]] = []
+    seconds, epochs = 0.0, 0
+    if ctx.pretrained:  # the user's trained weights: measure them once, train nothing
+        events.baseline_started(0)
+        val, test = measure(model, ctx.task)
+    else:
+        events.baseline_started(settings.epochs)
 
-    def beat(epoch: int, metrics: dict[str, float]) -> None:
-        study.set_user_attr("baseline_heartbeat", time.time())
-        events.baseline_epoch(epoch, metrics)
+        def beat(epoch: int, metrics: dict[str, float]) -> None:
+            study.set_user_attr("baseline_heartbeat", time.time())
+            events.baseline_epoch(epoch, metrics)
 
-    try:
-        result = run(model, ctx.task, settings, on_epoch=beat, steps_per_epoch=ctx.steps_per_epoch)
-    except KeyboardInterrupt:
-        study.set_user_attr("baseline_heartbeat", 0.0)  # release the claim: a resumed run need not wait
-        raise
+        try:
+            result = run(model, ctx.task, settings, on_epoch=beat, steps_per_epoch=ctx.steps_per_epoch)
+        except KeyboardInterrupt:
+            study.set_user_attr("baseline_heartbeat", 0.0)  # release the claim: a resumed run need not wait
+            raise
+        val, test, curve, seconds, epochs = result.val, result.test, result.curve, result.seconds, settings.epochs
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     checkpoint = workdir / "dense.pt"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     data = _state_bytes(state)
     checkpoint.write_bytes(data)
-    metrics = {"val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy,
-               "train_seconds": result.seconds}
-    uri = tracker.log_baseline(metrics, [{"val_accuracy": r["val_accuracy"], "loss": r["loss"]} for r in result.curve],
-                               checkpoint)
-    ctx.dense = {**metrics, "epochs": settings.epochs, "lr": settings.lr, "batch_size": settings.batch_size,
-                 "optimizer": settings.optimizer, "seed": settings.seed,
+    metrics = {**{f"val_{k}": v for k, v in val.items()}, **{f"test_{k}": v for k, v in test.items()},
+               "train_seconds": seconds}
+    key = f"val_{metric}"
+    uri = tracker.log_baseline(metrics, [{k: r[k] for k in (key, "loss") if k in r} for r in curve], checkpoint)
+    ctx.dense = {**metrics, "pretrained": ctx.pretrained, "epochs": epochs, "lr": settings.lr,
+                 "batch_size": settings.batch_size, "optimizer": settings.optimizer, "seed": settings.seed,
                  "checkpoint": uri or str(checkpoint.resolve()), "local_checkpoint": str(checkpoint.resolve()),
                  "sha256": hashlib.sha256(data).hexdigest(),
-                 "curve": [round(r["val_accuracy"], 6) for r in result.curve]}
+                 "curve": [round(r[key], 6) for r in curve if key in r]}
     ctx.dense_state = state
     study.set_user_attr("baseline", ctx.dense)
     events.baseline_done(ctx.dense, reused=False)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from sparsesearch.errors import ConfigError
 from sparsesearch.records.study import Budget, StudySpec
 from sparsesearch.records.training import TrainingSettings
 from sparsesearch.search.space import Space, TrialPlan
@@ -34,19 +36,30 @@ class Context:
 
     def settings(self, plan: TrialPlan | None = None, *, dense: bool = False) -> TrainingSettings:
         b = self.budget
+        seeds = {"seed": self.spec.seed_of("training"), "data_seed": self.spec.seed_of("data"),
+                 "model_seed": self.spec.seed_of("model")}
         if dense:
             return TrainingSettings(epochs=int(b.dense_epochs), batch_size=int(b.batch_size), optimizer=str(b.optimizer),
                                     lr=float(b.dense_lr), weight_decay=b.weight_decay, momentum=b.momentum,
-                                    seed=self.spec.seed, lr_schedule=b.lr_schedule)
+                                    lr_schedule=b.lr_schedule, **seeds)
         return TrainingSettings(epochs=plan.epochs if plan else int(b.epochs),
                                 finetune_epochs=plan.finetune_epochs if plan else 0, batch_size=int(b.batch_size),
                                 optimizer=str(b.optimizer), lr=plan.lr if plan else float(b.lr),
-                                weight_decay=b.weight_decay, momentum=b.momentum, seed=self.spec.seed,
-                                lr_schedule=b.lr_schedule)
+                                weight_decay=b.weight_decay, momentum=b.momentum, lr_schedule=b.lr_schedule, **seeds)
+
+    def fresh_model(self) -> torch.nn.Module:
+        """The task's model with its initial weights (from the model seed; a checkpoint's when it has one)."""
+        return fresh_model(self.task, self.spec.seed_of("model"))
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the task's model comes trained (a checkpoint, or ``pretrained``): the dense metrics are
+        measured, not trained."""
+        return bool(self.task.pretrained or self.task.checkpoint)
 
     def start_model(self) -> torch.nn.Module:
         """The model a trial starts from: the dense baseline's weights, or fresh initial weights."""
-        model = fresh_model(self.task, self.spec.seed)
+        model = self.fresh_model()
         if self.spec.budget.init != "scratch" and self.dense_state is not None:
             load_state(model, self.dense_state)
         return model
@@ -76,17 +89,22 @@ def build_context(spec: StudySpec, *, task: Any = None, trust_task: bool = False
     """
     set_threads(spec.num_threads)  # before any task code runs: data preparation must see the same threads
     the_task = resolve_task(task if task is not None else spec.task, spec.task_args,
-                            trusted=trust_task or task is not None, source=source, seed=spec.seed,
+                            trusted=trust_task or task is not None, source=source, seed=spec.seed_of("data"),
                             batch_size=spec.budget.batch_size)
+    if spec.budget.checkpoint:
+        if not Path(spec.budget.checkpoint).is_file():
+            raise ConfigError("no such checkpoint file", key="budget.checkpoint", value=spec.budget.checkpoint,
+                              allowed="the path of a state_dict saved with torch.save(model.state_dict(), PATH)")
+        the_task = dataclasses.replace(the_task, checkpoint=spec.budget.checkpoint)
     set_threads(spec.num_threads, the_task)
     budget = spec.budget.resolved(the_task.budget_hints)
     spe = task_steps_per_epoch(the_task)
-    model = fresh_model(the_task, spec.seed)
+    model = fresh_model(the_task, spec.seed_of("model"))
     space_spec = spec.space
     if the_task.dense_layers:
         space_spec = dataclasses.replace(space_spec, excluded_op_names=tuple(space_spec.excluded_op_names)
                                          + tuple(the_task.dense_layers))
-    space = Space(space_spec, budget, model, spe, seed=spec.seed)
+    space = Space(space_spec, budget, model, spe, seed=spec.seed_of("sampler"))
     return Context(spec, the_task, budget, space, spe)
 
 

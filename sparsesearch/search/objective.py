@@ -57,15 +57,16 @@ class Objective:
         run_handle = self.tracker.start_trial(trial.number, params,
                                               tags={"sparsesearch.warm_start": warm} if warm else None)
         self.events.trial_started(trial.number, plan.summary, plan.epochs)
+        metric = ctx.metric
+        key = f"val_{metric.name}"
         stopper = Stopper(ctx.spec.early_stopping, ctx.floor, self._completed_curves(), epochs=plan.epochs,
-                          target=plan.target_sparsity)
+                          target=plan.target_sparsity, maximize=metric.maximize, metric=metric.name)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> str | None:
             shown = {k: v for k, v in metrics.items() if k != "target_reached"}
             self.tracker.log_epoch(run_handle, epoch, shown)
             self.events.trial_epoch(trial.number, epoch, shown)
-            return stopper.check(epoch, metrics["val_accuracy"], metrics["sparsity"],
-                                 bool(metrics.get("target_reached")))
+            return stopper.check(epoch, metrics[key], metrics["sparsity"], bool(metrics.get("target_reached")))
 
         try:
             result = run(ctx.start_model(), ctx.task, settings, pruning=plan.pruning, on_epoch=on_epoch,
@@ -88,30 +89,36 @@ class Objective:
 
         run_id = run_handle.run_id
         metrics = result.metrics()
-        drop = (ctx.dense["val_accuracy"] - result.val_accuracy) if "val_accuracy" in ctx.dense else None
+        dense = ctx.dense_value
+        drop = metric.drop(dense, result.value) if dense is not None else None  # positive = worse than dense
         if drop is not None:
-            metrics["accuracy_drop"] = drop
+            metrics["drop"] = drop
         trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("curve", [[round(r["val_accuracy"], 6), round(r["sparsity"], 6)] for r in result.curve])
+        trial.set_user_attr("curve", [[round(r[key], 6), round(r["sparsity"], 6)] for r in result.curve if key in r])
         trial.set_user_attr("run_id", run_id)
         recipe = build_recipe(study=self.study.study_name, task=ctx.spec.task, task_args=ctx.spec.task_args,
                               number=trial.number, config=config,
                               training=training, steps_per_epoch=ctx.steps_per_epoch,
                               metrics={**metrics, "stop_reason": result.stop_reason}, dense=ctx.dense,
-                              run_id=run_id, init=ctx.spec.budget.init)
+                              run_id=run_id, init="pretrained" if ctx.pretrained and ctx.spec.budget.init != "scratch"
+                              else ctx.spec.budget.init,
+                              objective={"name": metric.name, "direction": metric.direction})
         if result.stop_reason:
             trial.set_user_attr("stop_reason", result.stop_reason)
             self._finish(trial, run_handle, KILLED, result, recipe_text(recipe),
                          tags={"sparsesearch.state": "PRUNED", "sparsesearch.stop_reason": result.stop_reason})
             self.events.trial_done(trial.number, "PRUNED", None, result.stop_reason, None)
             raise optuna.TrialPruned(result.stop_reason)
-        max_drop = ctx.spec.constraints.max_drop
-        if max_drop is not None and drop is not None:
-            trial.set_constraint("accuracy_drop", drop - max_drop)
-        feasible = max_drop is None or drop is None or drop <= max_drop
+        constraints = ctx.spec.constraints
+        allowed = None
+        if constraints.max_drop is not None and dense is not None:
+            allowed = constraints.max_drop * abs(dense) if constraints.relative else constraints.max_drop
+        if allowed is not None and drop is not None:
+            trial.set_constraint("drop", drop - allowed)
+        feasible = allowed is None or drop is None or drop <= allowed
         self._finish(trial, run_handle, FINISHED, result, recipe_text(recipe),
                      tags={"sparsesearch.state": "COMPLETE", "sparsesearch.feasible": str(feasible).lower()})
-        return result.val_accuracy, result.sparsity
+        return result.value, result.sparsity
 
     def _fail(self, trial: optuna.Trial, run_handle: TrialRun, reason: str) -> None:
         trial.set_user_attr("stop_reason", reason)

@@ -80,11 +80,12 @@ def reproduce(recipe: Recipe, *, storage: str | None = None, tracking_uri: str |
         spec, baseline = dict(state.spec), dict(state.baseline)
     set_threads(spec.get("num_threads"))  # before any task code runs, as in the study
     the_task = resolve_task(training.task, training.task_args or spec.get("task_args") or {}, key="training.task",
-                            trusted=trust_task or task is not None, source=source, seed=training.seed,
+                            trusted=trust_task or task is not None, source=source,
+                            seed=training.data_seed if training.data_seed is not None else training.seed,
                             batch_size=training.batch_size)
     set_threads(spec.get("num_threads"), the_task)
     init = training.init
-    model = fresh_model(the_task, training.seed)
+    model = fresh_model(the_task, training.model_seed if training.model_seed is not None else training.seed)
     if init == "dense":
         state = _dense_state(baseline, dense, tracking_uri or (spec.get("tracking") or {}).get("uri"),
                              workdir or Path(".sparsesearch") / (prov.study or "study"))

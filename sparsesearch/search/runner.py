@@ -63,11 +63,11 @@ class _Pareto:
 
 
 def _best(front: list[FrozenTrial], ctx: Context) -> pareto.Point | None:
-    pts = pareto.points(front)
+    pts = pareto.points(front, ctx.metric.maximize)
     try:
-        return pareto.select(pts, ctx.spec.export, ctx.dense.get("val_accuracy"))
+        return pareto.select(pts, ctx.spec.export, ctx.dense_value, metric=ctx.metric.name)
     except pareto.NoTrialSelected:
-        return max(pts, key=lambda p: p.accuracy) if pts else None
+        return max(pts, key=lambda p: p.score) if pts else None
 
 
 def _spec_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
@@ -106,9 +106,12 @@ def _run(spec: StudySpec, ctx: Context, events: Events, tracker: Tracker, workdi
          started: float) -> StudyResult:
     set_threads(spec.num_threads, ctx.task)
     storage = make_storage(spec.storage)
-    study, created = open_or_create(spec, storage)
+    metric = ctx.metric
+    study, created = open_or_create(spec, storage, metric.direction)
     spec_data = spec.public_dict()
     if created:
+        study.set_user_attr("objective", {"name": metric.name, "direction": metric.direction})
+        study.set_metric_names([f"val_{metric.name}", "sparsity"])  # real names in Optuna's plots
         study.set_user_attr("spec", spec_data)
         study.set_user_attr("steps_per_epoch", ctx.steps_per_epoch)
         study.set_user_attr("created_by", worker_id())
@@ -189,18 +192,21 @@ def _open_tracking(study: optuna.Study, spec: StudySpec, tracker: Tracker, creat
 
 def pareto_table(study: optuna.Study, front: list[FrozenTrial], dense: Mapping[str, Any],
                  selected: pareto.Point | None) -> list[dict[str, Any]]:
-    """One row per front trial, sparsest first (for the console, CSV and the tracker)."""
+    """One row per front trial, sparsest first (for the console, CSV and the tracker). ``drop`` is how much
+    worse than dense the trial's metric is, whatever its direction."""
+    state = StudyState.of(study.user_attrs)
+    metric, sign = state.metric, 1.0 if state.maximize else -1.0
+    dense_value = dense.get(f"val_{metric}", dense.get("val_accuracy"))
     rows = []
-    dense_acc = dense.get("val_accuracy")
     for t in front:
         record = TrialRecord.of(t.user_attrs)
         m, s = record.metrics, record.summary
         rows.append({
             "trial": t.number,
-            "val_accuracy": t.values[0],
+            f"val_{metric}": t.values[0],
             "sparsity": t.values[1],
-            "test_accuracy": m.get("test_accuracy"),
-            "drop": (dense_acc - t.values[0]) if dense_acc is not None else None,
+            f"test_{metric}": m.get(f"test_{metric}"),
+            "drop": sign * (dense_value - t.values[0]) if dense_value is not None else None,
             "pruning_type": s.get("pruning_type"),
             "pattern": s.get("pattern"),
             "scope": s.get("scope"),
@@ -226,11 +232,11 @@ def _summarise(study: optuna.Study, ctx: Context, tracker: Tracker, spec: StudyS
                trials_run: int, started: float, parent_id: str | None, messages: list[str]) -> StudyResult:
     trials = study.get_trials(deepcopy=False)
     front = pareto.front_trials(study)
-    pts = pareto.points(front)
-    hv = pareto.study_hypervolume(pts, spec.public_dict(), ctx.dense.get("val_accuracy"))
+    pts = pareto.points(front, ctx.metric.maximize)
+    hv = pareto.study_hypervolume(pts, spec.public_dict(), ctx.dense_value)
     selected, error = None, None
     try:
-        selected = pareto.select(pts, spec.export, ctx.dense.get("val_accuracy"))
+        selected = pareto.select(pts, spec.export, ctx.dense_value, metric=ctx.metric.name)
     except pareto.NoTrialSelected as exc:
         error = str(exc)
     if tracker.enabled:

@@ -94,17 +94,22 @@ def state_counts(trials: list[FrozenTrial]) -> dict[str, int]:
     return counts
 
 
-def open_or_create(spec: StudySpec, storage: optuna.storages.BaseStorage) -> tuple[optuna.Study, bool]:
-    """The study named in the spec: created (True) or, when it exists, joined (False)."""
-    directions = ["maximize", "maximize"]
+def open_or_create(spec: StudySpec, storage: optuna.storages.BaseStorage,
+                   direction: str = "maximize") -> tuple[optuna.Study, bool]:
+    """The study named in the spec: created (True) or, when it exists, joined (False).
+
+    Its objectives are the task metric (in ``direction``) and sparsity (maximised).
+    """
+    directions = [direction, "maximize"]
     try:
         study = optuna.create_study(storage=storage, study_name=spec.name, directions=directions)
         created = True
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=spec.name, storage=storage)
         created = False
-        if [d.name for d in study.directions] != ["MAXIMIZE", "MAXIMIZE"]:
-            raise ConfigError(f"a study named {spec.name!r} exists in this storage but is not a sparsesearch study "
-                              "(its objectives differ)", key="name", value=spec.name,
+        if [d.name.lower() for d in study.directions] != directions:
+            raise ConfigError(f"a study named {spec.name!r} exists in this storage with other objectives "
+                              f"({', '.join(d.name.lower() for d in study.directions)}; this task's are "
+                              f"{', '.join(directions)})", key="name", value=spec.name,
                               allowed="a new study name, or another storage") from None
     return study, created

@@ -254,6 +254,18 @@ def _run_loop(model: nn.Module, task: LoopTask, settings: TrainingSettings, prun
                     task.name)
 
 
+def measure(model: nn.Module, task: AnyTask) -> tuple[dict[str, float], dict[str, float]]:
+    """The task's validation and test metrics of ``model`` as it is (a pretrained model's dense metrics)."""
+    device = pick_device(task.device) if isinstance(task, Task) else None
+    if device is not None:
+        model.to(device)
+    try:
+        return _measure(model, task, device)
+    finally:
+        if device is not None and device.type != "cpu":
+            model.to("cpu")
+
+
 def _measure(model: nn.Module, task: AnyTask, device: torch.device | None) -> tuple[dict[str, float], dict[str, float]]:
     if isinstance(task, LoopTask):
         val = {k: float(v) for k, v in task.evaluate(model).items()}
