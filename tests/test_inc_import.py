@@ -10,7 +10,7 @@ from torch import nn
 from sparsesearch.errors import ConfigError
 from sparsesearch.formats.detect import detect_format
 from sparsesearch.formats.files import read_config_file
-from sparsesearch.formats.inc import WeightPruningConfig, export_inc, export_inc_yaml, import_inc
+from sparsesearch.formats.inc import OP_TYPE_REMARK, WeightPruningConfig, export_inc, export_inc_yaml, import_inc
 from sparsesearch.formats.lpot import import_lpot
 from sparsesearch.formats.safe_yaml import parse_yaml
 from sparsesearch.pruning import Pruner, match_model
@@ -139,8 +139,12 @@ def test_inc_caps_target_at_max_ratio_and_nm_at_n_over_m() -> None:
     nm = import_inc({"target_sparsity": 0.5, "pattern": "2:4", "pruning_type": "magnitude"})
     group = nm.pruning.groups[0]
     assert group.pruning_scope == "local" and group.max_sparsity_ratio_per_op == 0.5  # default global became local
-    with pytest.raises(ConfigError, match="pruning_scope.*not supported"):
-        import_inc({"target_sparsity": 0.5, "pattern": "2:4", "pruning_type": "magnitude", "pruning_scope": "global"})
+    explicit = import_inc({"target_sparsity": 0.5, "pattern": "2:4", "pruning_type": "magnitude",
+                           "pruning_scope": "global"})  # INC's own 2:4 examples: at N/M global == local
+    assert explicit.pruning.groups[0].pruning_scope == "local"
+    assert any("same" in note and "2:4" in note for note in explicit.provenance.notes)
+    with pytest.raises(ConfigError, match="pruning_scope: INC's global 2:4 at target 0.4.*would differ"):
+        import_inc({"target_sparsity": 0.4, "pattern": "2:4", "pruning_type": "magnitude", "pruning_scope": "global"})
     with pytest.raises(ConfigError, match="N/M = 0.5"):
         import_inc({"target_sparsity": 0.6, "pattern": "2:4", "pruning_type": "magnitude"})
 
@@ -212,9 +216,10 @@ def test_export_expressible_recipe_round_trips_through_inc() -> None:
     recipe = make_recipe({"groups": [
         {"pruning_type": "snip_momentum", "pattern": "4x1", "pruning_scope": "global", "target_sparsity": 0.8,
          "op_names": ["conv"], "schedule": {"start_step": 0, "end_step": 9, "pruning_frequency": 3, "ramp": "exp"}},
-    ]}, selection={"exclude_classifier_head": True})
+    ]}, selection={"exclude_classifier_head": True, "classifier_head_match": "search",
+                   "skip_incompatible_layers": True})
     data, lost = export_inc(recipe)
-    assert lost == []
+    assert lost == [OP_TYPE_REMARK]  # only the remark that depends on the model's layer classes
     back = import_inc(data)
     assert back.pruning.groups == recipe.pruning.groups
 

@@ -14,6 +14,11 @@ only ``true``/``false`` are booleans. The writer quotes every string that either
 something else, so what it writes means the same to PyYAML's ``safe_load`` (and to INC, which reads YAML
 with it) as to this reader.
 
+Two application tags are read, as plain mappings and nothing more: INC's ``!PrunerV2`` (every INC 2.x
+``weight_compression_v2`` file tags its pruners with it) and ``!Pruner`` (INC 1.x and LPOT 1.4-1.6
+``weight_compression`` files). INC registered them as PyYAML constructors that build its own classes; here no
+class is built and no code runs. Every other tag (``!!python/object``, ``!Foo``) stays an error.
+
 The writer is deterministic: block style, keys in the order given (schema order for config objects), floats
 as the shortest text that reads back to the same float, so write -> read -> write gives identical bytes.
 """
@@ -33,7 +38,7 @@ import yaml
 from sparsesearch.errors import ConfigError
 from sparsesearch.records.schema import join
 
-__all__ = ["YamlDocument", "read_yaml", "parse_yaml", "dump_yaml", "write_text_safely", "locate"]
+__all__ = ["INC_TAGS", "YamlDocument", "read_yaml", "parse_yaml", "dump_yaml", "write_text_safely", "locate"]
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -77,9 +82,22 @@ def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
     return float(text)
 
 
+#: application tags read as plain mappings (see the module docstring)
+INC_TAGS = ("!Pruner", "!PrunerV2")
+
+
+def _construct_tagged_mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict[Any, Any]:
+    if not isinstance(node, yaml.MappingNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the tag {node.tag} must be on a mapping (key: value lines)", node.start_mark)
+    return loader.construct_mapping(node, deep=True)
+
+
 _Loader.add_constructor(_INT_TAG, _construct_int)
 _Loader.add_constructor(_FLOAT_TAG, _construct_float)
 _Loader.add_constructor(_BOOL_TAG, lambda loader, node: loader.construct_scalar(node).lower() == "true")
+for _tag in INC_TAGS:
+    _Loader.add_constructor(_tag, _construct_tagged_mapping)
 
 
 @dataclass
@@ -171,7 +189,7 @@ def parse_yaml(text: str, file: str | None = None, *, require_mapping: bool = Tr
         problem = exc.problem or "not valid YAML"
         if exc.context:
             problem = f"{exc.context}, {problem}"
-        raise ConfigError(f"not valid YAML: {problem}", allowed="YAML text (safe subset: no tags, no code)",
+        raise ConfigError(f"not valid YAML: {problem}", allowed="YAML text (safe subset: no tags but INC's !Pruner and !PrunerV2, no code)",
                           file=file, line=mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", allowed="YAML text", file=file) from None

@@ -25,17 +25,56 @@ from sparsesearch.records.recipe import Recipe, Selection, exact_name_regex
 
 log = logging.getLogger(__name__)
 
+
 def classifier_head(model: nn.Module) -> str | None:
     """INC's classifier head: the model's last module if it is a Linear or Conv2d layer, else None.
 
-    As INC's ``ClassifierHeadSearcher``: modules in registration order (``named_modules``), Dropout
-    ignored, class names compared exactly (so a Linear subclass or a Conv1d is never the head).
+    As INC's ``ClassifierHeadSearcher`` (``compression/pruner/model_slim/pattern_analyzer.py``): modules in
+    registration order (``named_modules``), Dropout ignored, class names compared exactly (so a Linear
+    subclass or a Conv1d is never the head).
     """
     modules = [(name, type(m).__name__) for name, m in model.named_modules() if type(m).__name__ != "Dropout"]
     if not modules:
         return None
     name, kind = modules[-1]
     return name if name and kind in ("Linear", "Conv2d") else None
+
+
+def protected_by_head(model: nn.Module, selection: Selection) -> tuple[str, ...]:
+    """The layers ``selection``'s classifier-head rule leaves dense on ``model`` (empty when it is off).
+
+    ``classifier_head_match: search`` is INC's rule: ``utils.parse_to_prune`` appends the head's name to
+    ``excluded_op_names`` and drops every layer ``re.search(name, layer)`` finds, so a head ``classifier``
+    also protects ``pre_classifier``.
+    """
+    if not selection.exclude_classifier_head:
+        return ()
+    head = classifier_head(model)
+    if head is None:
+        return ()
+    if selection.classifier_head_match != "search":
+        return (head,)
+    try:
+        regex = re.compile(head)
+    except re.error:  # a module name INC could not have used as a pattern either: the head alone
+        return (head,)
+    return tuple(name for name, _ in model.named_modules() if name and regex.search(name))
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A config with its :class:`Selection` rules applied to one model, and what the rules left out."""
+
+    config: PruningConfig
+    #: original group index of each group in ``config`` (groups the rules emptied are gone)
+    indices: tuple[int, ...]
+    head: str | None = None
+    #: layers the classifier-head rule leaves dense
+    protected: tuple[str, ...] = ()
+    #: (layer, why) for layers skipped because the group's pattern does not divide them
+    skipped: tuple[tuple[str, str], ...] = ()
+    #: (original group index, why) for groups left with no layer
+    emptied: tuple[tuple[int, str], ...] = ()
 
 
 def pruning_for(recipe: Recipe, model: nn.Module) -> PruningConfig:
@@ -45,33 +84,74 @@ def pruning_for(recipe: Recipe, model: nn.Module) -> PruningConfig:
 
 def resolve_selection(config: PruningConfig, selection: Selection, model: nn.Module) -> PruningConfig:
     """``config`` with the :class:`Selection` rules applied to ``model`` (excluded names added per group)."""
+    return resolve(config, selection, model).config
+
+
+def resolve(config: PruningConfig, selection: Selection, model: nn.Module) -> Resolution:
+    """Apply ``selection`` to ``model``: drop the head (INC's rule) and, where asked, the layers a pattern does
+    not divide (INC warns and skips them: ``patterns/nxm.py`` ``check_layer_validity``), naming each one.
+
+    A group the rules leave with no layer prunes nothing, as in INC ("one pruner hooks no layers"): it is
+    dropped with a warning; when no group is left, a ConfigError names why.
+    """
     if not (selection.exclude_classifier_head or selection.skip_incompatible_layers):
-        return config
+        return Resolution(config, tuple(range(len(config.groups))))
     head = classifier_head(model) if selection.exclude_classifier_head else None
-    groups = []
-    for group in config.groups:
-        drop: list[str] = []
-        if head is not None:
-            drop.append(head)
-        if selection.skip_incompatible_layers:
-            pattern = build_pattern(group.pattern)
-            for name, module in prunable_layers(model, group.op_types):
-                try:
-                    pattern.check(name, module.weight.shape)
-                except ConfigError:
-                    drop.append(name)
-                    log.info("pattern %s does not fit layer %s %s: skipped (INC's behaviour)", group.pattern, name,
-                             tuple(module.weight.shape))
+    protected = set(protected_by_head(model, selection))
+    groups: list[PruningGroup] = []
+    indices: list[int] = []
+    skipped: dict[str, str] = {}
+    emptied: list[tuple[int, str]] = []
+    for gi, group in enumerate(config.groups):
+        if not group.layer_targets:
+            _check_names_exist(group, gi, model)
+        try:
+            chosen = select_layers(model, group)
+        except ConfigError as exc:
+            raise exc.located(prefix=f"groups[{gi}]") from None
+        pattern = build_pattern(group.pattern) if selection.skip_incompatible_layers else None
+        drop: dict[str, str] = {}
+        for name, module in chosen:
+            if name in protected:
+                drop[name] = "classifier head" if name == head else f"its name contains the head's name {head!r}"
+                continue
+            if pattern is None:
+                continue
+            try:
+                pattern.check(name, module.weight.shape)
+            except ConfigError as exc:
+                drop[name] = exc.problem
+                skipped[name] = exc.problem
+                log.warning("groups[%d]: layer %s, weight shape %s: pattern %s does not divide it, so it is skipped "
+                            "(INC's behaviour): %s", gi, name, tuple(module.weight.shape), group.pattern, exc.problem)
+        for name, why in drop.items():
+            if name in protected and name != head:
+                log.warning("groups[%d]: %s left dense by INC's classifier-head rule (%s)", gi, name, why)
         if not drop:
             groups.append(group)
+            indices.append(gi)
+            continue
+        kept = [name for name, _ in chosen if name not in drop]
+        if not kept:
+            why = "; ".join(f"{name}: {reason}" for name, reason in drop.items())
+            log.warning("groups[%d] prunes nothing on this model (INC: 'one pruner hooks no layers'): %s", gi, why)
+            emptied.append((gi, why))
             continue
         if group.layer_targets:
-            kept = {k: v for k, v in group.layer_targets.items() if k not in drop}
-            groups.append(dataclasses.replace(group, layer_targets=kept) if kept else group)
-            continue
-        extra = tuple(exact_name_regex(n) for n in drop if exact_name_regex(n) not in group.excluded_op_names)
-        groups.append(dataclasses.replace(group, excluded_op_names=group.excluded_op_names + extra))
-    return PruningConfig(tuple(groups))
+            group = dataclasses.replace(group, layer_targets={k: v for k, v in group.layer_targets.items()
+                                                              if k not in drop})
+        else:
+            extra = tuple(exact_name_regex(n) for n in drop if exact_name_regex(n) not in group.excluded_op_names)
+            group = dataclasses.replace(group, excluded_op_names=group.excluded_op_names + extra)
+        groups.append(group)
+        indices.append(gi)
+    if not groups:
+        reasons = "; ".join(f"groups[{gi}]: {why}" for gi, why in emptied)
+        raise ConfigError(f"no group prunes any layer of this model once the recipe's layer rules are applied "
+                          f"({reasons})", key="groups", allowed="groups whose layers are not the classifier head "
+                          "and fit their pattern (pick a pattern that divides the layers' shapes, or other op_names)")
+    return Resolution(PruningConfig(tuple(groups)), tuple(indices), head, tuple(sorted(protected)),
+                      tuple(skipped.items()), tuple(emptied))
 
 
 @dataclass(frozen=True)
@@ -106,6 +186,10 @@ class ModelMatch:
     groups: tuple[GroupPlan, ...]
     unpruned: tuple[str, ...]
     excluded_head: str | None = None
+    #: layers the classifier-head rule leaves dense (the head, and with INC's rule names containing it)
+    protected: tuple[str, ...] = ()
+    #: (layer, why) for layers skipped because their group's pattern does not divide them
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def pruned_params(self) -> int:
@@ -148,16 +232,20 @@ def match_model(source: Recipe | PruningConfig, model: nn.Module, *,
     The engine itself is built once (and thrown away) so that everything it checks is checked here too:
     pattern shapes, overlapping groups, gradient schedules.
     """
+    resolution = None
     if isinstance(source, Recipe):
-        config = resolve_selection(source.pruning, source.selection, model)
-        head = classifier_head(model) if source.selection.exclude_classifier_head else None
         steps_per_epoch = steps_per_epoch or source.steps_per_epoch
         prefix = "pruning"
     else:
-        config, head, prefix = source, None, None
+        prefix = None
     try:
+        if isinstance(source, Recipe):
+            resolution = resolve(source.pruning, source.selection, model)
+            config, indices = resolution.config, resolution.indices
+        else:
+            config, indices = source, tuple(range(len(source.groups)))
         plans = []
-        for gi, group in enumerate(config.groups):
+        for gi, group in zip(indices, config.groups):
             if not group.layer_targets:
                 _check_names_exist(group, gi, model)
             try:
@@ -178,7 +266,9 @@ def match_model(source: Recipe | PruningConfig, model: nn.Module, *,
     unpruned = tuple(n for n, _ in prunable_layers(model) if n not in chosen_names)
     if unpruned:
         log.info("prunable layers no group prunes (they stay dense): %s", ", ".join(unpruned))
-    return ModelMatch(config, tuple(plans), unpruned, head)
+    if resolution is None:
+        return ModelMatch(config, tuple(plans), unpruned)
+    return ModelMatch(config, tuple(plans), unpruned, resolution.head, resolution.protected, resolution.skipped)
 
 
 def pruner_from_recipe(model: nn.Module, recipe: Recipe, *, steps_per_epoch: int | None = None) -> Pruner:
@@ -196,7 +286,8 @@ def pruner_from_recipe(model: nn.Module, recipe: Recipe, *, steps_per_epoch: int
     loaded = recipe
     spe = steps_per_epoch or loaded.steps_per_epoch
     match = match_model(loaded, model, steps_per_epoch=spe)
-    dense = [name for name in match.unpruned if name != match.excluded_head]
+    left_out = {match.excluded_head, *match.protected, *(name for name, _ in match.skipped)}
+    dense = [name for name in match.unpruned if name not in left_out]
     if dense:
         log.warning("the recipe leaves these prunable layers dense: %s", ", ".join(dense))
     return Pruner(model, match.config, steps_per_epoch=spe)
