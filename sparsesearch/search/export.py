@@ -98,6 +98,11 @@ def recipe_for_trial(study: optuna.Study, trial: FrozenTrial, *, spec_data: Mapp
     return build_recipe(study=study.study_name, task=spec_data.get("task"), task_args=spec_data.get("task_args"),
                         number=trial.number, config=record.config, training=record.training,
                         steps_per_epoch=state.steps_per_epoch, metrics=metrics, dense=state.baseline,
-                        run_id=record.run_id, init=spec_data.get("budget", {}).get("init", "dense"))
+                        run_id=record.run_id, init=_init(spec_data, state), objective=state.objective)
+
+
+def _init(spec_data: Mapping[str, Any], state: StudyState) -> str:
+    init = str((spec_data.get("budget") or {}).get("init", "dense"))
+    return "pretrained" if init != "scratch" and state.baseline.get("pretrained") else init
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,9 @@ def _run(spec: StudySpec, ctx: Context, events: Events, tracker: Tracker, workdi
     spec_data = spec.public_dict()
     if created:
         study.set_user_attr("objective", {"name": metric.name, "direction": metric.direction})
-        study.set_metric_names([f"val_{metric.name}", "sparsity"])  # real names in Optuna's plots
+        with warnings.catch_warnings():  # "experimental" in Optuna, and exactly what its plots need
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([f"val_{metric.name}", "sparsity"])  # real names in Optuna's plots
         study.set_user_attr("spec", spec_data)
         study.set_user_attr("steps_per_epoch", ctx.steps_per_epoch)
         study.set_user_attr("created_by", worker_id())
@@ -139,7 +142,8 @@ def _optimize(study: optuna.Study, spec: StudySpec, ctx: Context, tracker: Track
     """Run trials until the study has ``n_trials`` finished trials (all workers) or the timeout passes."""
     existing = study.get_trials(deepcopy=False)
     # a joining or resuming worker must not replay the first worker's random start-up samples
-    seed = spec.seed if created or not existing else spec.seed + 7919 * len(existing) + os.getpid() % 7919
+    base = spec.seed_of("sampler")
+    seed = base if created or not existing else base + 7919 * len(existing) + os.getpid() % 7919
     study.sampler = make_sampler(spec, seed)
     target = spec.n_trials
     done_before = finished_count(existing)
