@@ -33,6 +33,19 @@ if TYPE_CHECKING:
     from sparsesearch.tracking import Tracker
 
 
+def study_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself when it exists, else the ready study of that name shipped with sparsesearch
+    (``quickstart`` or ``quickstart.yaml``), else ``path`` (whose reading then says it is missing)."""
+    given = Path(path)
+    if given.exists():
+        return given
+    from importlib.resources import files
+
+    name = given.name if given.suffix in (".yaml", ".yml") else f"{given.name}.yaml"
+    shipped = files("sparsesearch").joinpath("studies", name)
+    return Path(str(shipped)) if shipped.is_file() else given
+
+
 def _spec(spec: StudySpec | Mapping[str, Any] | str | os.PathLike[str], task: Any) -> StudySpec:
     if isinstance(spec, StudySpec):
         return spec
@@ -41,7 +54,7 @@ def _spec(spec: StudySpec | Mapping[str, Any] | str | os.PathLike[str], task: An
         if task is not None and "task" not in data:
             data["task"] = getattr(task, "name", None) or getattr(task, "__name__", None) or "task"
         return load_spec(data)
-    return read_spec(spec)
+    return read_spec(study_file(spec))
 
 
 @dataclass
@@ -137,4 +150,4 @@ def apply(model: nn.Module, recipe: Recipe | str | os.PathLike[str], *, steps_pe
     return pruner_from_recipe(model, loaded, steps_per_epoch=steps_per_epoch)
 
 
-__all__ = ["Study", "apply", "load", "load_recipe", "read_spec", "run", "write_recipe"]
+__all__ = ["Study", "apply", "load", "load_recipe", "read_spec", "run", "study_file", "write_recipe"]

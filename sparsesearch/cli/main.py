@@ -138,12 +138,13 @@ def _quiet_libraries(verbose: int) -> None:
 
 def _study_ref(spec_path: str | None, study: str | None, storage: str | None):
     """(name, storage URL, spec or None) from a spec file, --study/--storage, or the only study in the storage."""
+    from sparsesearch.api import study_file
     from sparsesearch.errors import ConfigError
     from sparsesearch.formats.files import read_spec
     from sparsesearch.records.study import DEFAULT_STORAGE
     from sparsesearch.records.urls import mask_uri
 
-    spec = read_spec(spec_path) if spec_path else None
+    spec = read_spec(study_file(spec_path)) if spec_path else None
     url = from_environment(storage, STORAGE_ENV, spec.storage if spec else DEFAULT_STORAGE) or DEFAULT_STORAGE
     name = study or (spec.name if spec else None)
     if name is None:
@@ -182,6 +183,7 @@ def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float
     """
     import dataclasses
 
+    from sparsesearch.api import study_file
     from sparsesearch.cli.console import ProgressEvents, result_lines
     from sparsesearch.formats.files import read_spec
     from sparsesearch.records.urls import mask_uri
@@ -189,6 +191,7 @@ def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float
     from sparsesearch.search.storage import load
 
     _quiet_libraries(ctx.find_root().params.get("verbose", 0))
+    spec_path = str(study_file(spec_path))
     spec = read_spec(spec_path)
     tracking = spec.tracking
     tracking_uri = from_environment(tracking_uri, TRACKING_ENV, None)
