@@ -58,6 +58,7 @@ def main(verbose: int) -> None:
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), help="Show epoch-based schedules in steps.")
 def validate(file: str, task: str | None, model_ref: str | None, steps_per_epoch: int | None) -> None:
     """Check a recipe, study spec, INC or LPOT config and print what it would do."""
+    from sparsesearch.api import study_file
     from sparsesearch.cli.describe import describe, model_from_reference, model_from_task
     from sparsesearch.errors import ConfigError
     from sparsesearch.formats.files import read_config_file
@@ -66,7 +67,7 @@ def validate(file: str, task: str | None, model_ref: str | None, steps_per_epoch
     if task and model_ref:
         raise ConfigError("give --task or --model, not both", key="--model", value=model_ref,
                           allowed="one of --task NAME, --model module:callable")
-    loaded = read_config_file(file)
+    loaded = read_config_file(study_file(file))
     match, label = None, ""
     if (task or model_ref) and loaded.recipe is not None:
         if task:
