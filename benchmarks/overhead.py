@@ -59,8 +59,9 @@ def per_step(make, x, y, pruning_type: str, blocks: int, steps: int) -> dict[str
     """Median seconds per step of the same model and optimizer, with and without the pruner's callbacks.
 
     The model is pruned to 90% first (update steps timed there), then blocks of plain steps and blocks of
-    steps with the callbacks (non-update steps: masks kept, gradients and weights masked) alternate, so
-    both see the same weights, caches and machine drift.
+    steps with the callbacks (non-update steps: pruned weights put back to zero after each step; gradients
+    are not masked, the default ``mask_gradients=False``) alternate, so both see the same weights, caches
+    and machine drift. ``benchmarks/engine_peers.py`` compares the same cost with PyTorch's mechanisms.
     """
     torch.manual_seed(0)
     model = make()

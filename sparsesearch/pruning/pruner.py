@@ -89,6 +89,15 @@ class Pruner(Callbacks):
     ``config`` may be a :class:`PruningConfig`, a :class:`PruningGroup`, a list of groups, or plain data
     (validated strictly). ``steps_per_epoch`` is needed only by epoch-based schedules.
 
+    Scope. Local scope prunes ``round(s·n)`` weights of each layer (``round(round(s·n) / g)`` groups of ``g``
+    weights for a structured pattern), with each layer's target clipped into
+    [``min_sparsity_ratio_per_op``, ``max_sparsity_ratio_per_op``] (a clipped target is a warning). Global scope
+    prunes exactly ``round(s·N)`` of the group's N weights (counted in groups, ``round(round(s·N) / g)``, when
+    all layers share the group size g, as INC counts blocks; to within half the largest group otherwise), the
+    lowest-scored ones under the per-layer bounds: one threshold, each layer's count clipped into its bounds,
+    solved so the total is exact (water-filling). The minimum follows the ramp (see :meth:`_global_bounds`); a
+    target the bounds cannot reach is a ConfigError when the Pruner is built.
+
     Pruned weights are put back to exactly zero after every optimizer step, so momentum, Adam moments and
     weight decay never revive them. Their gradients are zeroed too only with ``mask_gradients=True``: set it
     when the loop reads gradients between ``on_before_optimizer_step`` and ``optimizer.step()`` (gradient
@@ -264,7 +273,7 @@ class Pruner(Callbacks):
         self._begin_calls += 1
         if self.step > self._last_begin_step:
             self._last_begin_step = self.step
-        self._check_bindings()
+        self._check_bindings()   # a Parameter replaced between steps is masked before this step's forward
         if self._updated_at == self.step or self.step > self._last_change:
             return
         due = [g for g in self._groups if g.updates and is_update_step(g.schedule, self.step)
@@ -341,9 +350,12 @@ class Pruner(Callbacks):
     # ------------------------------------------------------------------ binding
     def _check_bindings(self) -> None:
         """Follow Parameters replaced since the last callback (cheap: an identity test per layer)."""
-        stale = [layer for layer in self._all_layers if not layer.bound()]
-        if not stale:
+        for layer in self._all_layers:
+            if not layer.bound():
+                break
+        else:
             return
+        stale = [layer for layer in self._all_layers if not layer.bound()]
         for layer in stale:
             new = layer.module._parameters.get("weight")
             if not isinstance(new, torch.Tensor):
