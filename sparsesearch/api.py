@@ -42,7 +42,7 @@ def study_file(path: str | os.PathLike[str]) -> Path:
     from importlib.resources import files
 
     name = given.name if given.suffix in (".yaml", ".yml") else f"{given.name}.yaml"
-    shipped = files("sparsesearch").joinpath("studies", name)
+    shipped = files("sparsesearch").joinpath("studies").joinpath(name)
     return Path(str(shipped)) if shipped.is_file() else given
 
 

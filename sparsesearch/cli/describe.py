@@ -154,7 +154,7 @@ def describe(loaded: LoadedConfig, *, match: ModelMatch | None = None, model_lab
     from sparsesearch.formats.files import kind_name
 
     lines = [f"{loaded.doc.file}: valid {kind_name(loaded.kind)}"]
-    if loaded.kind == "study":
+    if loaded.kind == "study" and loaded.study is not None:
         spec = loaded.study
         space = spec.space
         lines += [f"  study {spec.name!r} on task {spec.task!r}, {spec.n_trials} trials, sampler {spec.sampler}",

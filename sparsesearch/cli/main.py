@@ -73,7 +73,7 @@ def validate(file: str, task: str | None, model_ref: str | None, steps_per_epoch
         if task:
             model, task_spe = model_from_task(task)
             label, steps_per_epoch = f"task {task}", steps_per_epoch or task_spe
-        else:
+        elif model_ref:
             model, label = model_from_reference(model_ref), model_ref
         try:
             match = match_model(loaded.recipe, model, steps_per_epoch=steps_per_epoch)
@@ -165,6 +165,13 @@ def _spec_options(f):
     return click.argument("spec", required=False, type=click.Path(dir_okay=False, path_type=str))(f)
 
 
+def _signal_number(name: str | None) -> int:
+    """The number of a signal named like ``SIGTERM`` (SIGINT's when there is none: Ctrl-C in Python)."""
+    import signal
+
+    return int(getattr(signal, name, signal.SIGINT)) if name else int(signal.SIGINT)
+
+
 @main.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--n-trials", type=click.IntRange(min=1), help="Finished trials the study should have (all workers).")
@@ -220,9 +227,12 @@ def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float
     for message in result.messages:
         click.echo(f"note: {message}")
     if result.interrupted:
-        click.echo(f"interrupted: the running trial is marked interrupted (FAIL in Optuna, KILLED in MLflow); "
+        by = f" by {result.stopped_by}" if result.stopped_by else ""
+        click.echo(f"interrupted{by}: the running trial is marked interrupted (FAIL in Optuna, KILLED in MLflow); "
                    f"finished trials are kept.\nresume with: sparsesearch run {spec_path}", err=True)
-        sys.exit(130)
+        sys.exit(128 + _signal_number(result.stopped_by))
+    if result.error:  # every trial failed: the study has nothing to show, and says why
+        raise SparseSearchError(result.error)
     click.echo("next:")
     click.echo(f"  sparsesearch show {spec_path}          # the front and the study summary")
     click.echo(f"  sparsesearch export {spec_path} -o {spec.name}.recipe.yaml")
@@ -360,7 +370,7 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
     click.echo(f"wrote {path}: trial {trial.number} ({how}) — {g.pruning_type} {g.pattern} {g.pruning_scope}")
     click.echo(f"  val {metric} {value:.4f}{drop}; test {test if test is None else round(test, 4)}; "
                f"sparsity {m.sparsity:.4f}")
-    click.echo(f"check it:  sparsesearch validate {path} --task {recipe.training.task}")
+    click.echo(f"check it:  sparsesearch validate {path} --task {recipe.training.task if recipe.training else '?'}")
     click.echo(f"re-run it: sparsesearch reproduce {path}" + (f" --storage {mask_uri(url)}" if storage else ""))
 
 
@@ -395,15 +405,22 @@ def studies(storage: str | None) -> None:
 @click.argument("spec", required=False, type=click.Path(dir_okay=False, path_type=str))
 @click.option("--tracking-uri", metavar="URI", help="MLflow store (default: the spec's, or sqlite:///mlflow.db).")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-def ui(spec: str | None, tracking_uri: str | None, port: int) -> None:
-    """Start the MLflow UI on 127.0.0.1 for a study's tracking store."""
+@click.option("--open", "open_browser", is_flag=True, help="Also open the link in your web browser.")
+def ui(spec: str | None, tracking_uri: str | None, port: int, open_browser: bool) -> None:
+    """Start the MLflow UI on 127.0.0.1 and print a link to the study's runs (model-training view).
+
+    Exits with an error, starting nothing, when the port is taken. Ctrl-C stops the server.
+    """
+    import signal
     import subprocess
     from pathlib import Path
 
+    from sparsesearch.cli import ui as server
     from sparsesearch.errors import ConfigError
     from sparsesearch.formats.files import read_spec
     from sparsesearch.records.study import DEFAULT_TRACKING_URI
     from sparsesearch.records.urls import mask_uri
+    from sparsesearch.report.links import experiment_runs_url, experiments_url
 
     spec_obj = read_spec(spec) if spec else None
     uri = from_environment(tracking_uri, TRACKING_ENV, spec_obj.tracking.uri if spec_obj else DEFAULT_TRACKING_URI)
@@ -414,15 +431,39 @@ def ui(spec: str | None, tracking_uri: str | None, port: int) -> None:
         raise ConfigError("no MLflow database here yet; run a study first (sparsesearch run SPEC), or point "
                           "--tracking-uri at the store", key="--tracking-uri", value=uri,
                           allowed="an existing MLflow store")
-    experiment = spec_obj.experiment if spec_obj else None
-    click.echo(f"MLflow UI for {mask_uri(uri)} at http://127.0.0.1:{port}"
-               + (f" (experiment {experiment!r})" if experiment else "") + "; Ctrl-C stops it")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-               "--port", str(port)]
+    server.check_port(port)
+    _quiet_libraries(0)
+    experiment_id, experiment = server.find_experiment(uri, spec_obj.experiment if spec_obj else None)
+    base = f"http://{server.HOST}:{port}"
+    if experiment_id is None and spec_obj is not None:
+        click.echo(f"note: no experiment {spec_obj.experiment!r} in {mask_uri(uri)} yet; linking the experiment list",
+                   err=True)
+    link = experiment_runs_url(experiment_id, base) if experiment_id is not None else experiments_url(base)
+    click.echo(f"starting the MLflow UI for {mask_uri(uri)} on {base} ...", err=True)
+    process = subprocess.Popen(server.server_command(uri, port), env=server.server_env())
+
+    def _stop(signum, frame):  # SIGTERM: stop the server too, then leave
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        code = subprocess.call(command)
+        if not server.wait_until_up(process, port):
+            server.stop(process)
+            raise ConfigError(f"the MLflow UI did not start (exit code {process.returncode}); see its messages above",
+                              key="--tracking-uri", value=mask_uri(uri))
+        click.echo(f"MLflow UI: {link}")
+        click.echo((f"the runs of experiment {experiment!r} (one per trial, and the study run); " if experiment else "")
+                   + "Ctrl-C stops it", err=True)
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(link)
+        code = process.wait()
     except KeyboardInterrupt:
+        server.stop(process)
         code = 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     sys.exit(code)
 
 
@@ -462,6 +503,10 @@ def reproduce(recipe_path: str, storage: str | None, tracking_uri: str | None, d
         if not rep.ok:
             sys.exit(1)
 
+
+from sparsesearch.cli.report import report as _report  # noqa: E402 (registered after the commands above)
+
+main.add_command(_report)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -81,6 +81,7 @@ class Schedule:
             raise ConfigError("an epoch-based schedule needs the number of steps per epoch",
                               key="schedule.start_epoch", value=self.start_epoch,
                               allowed="pass steps_per_epoch to the Pruner (a positive integer)")
+        assert self.start_epoch is not None and self.end_epoch is not None  # epoch_based, checked in __post_init__
         return Schedule(
             start_step=self.start_epoch * steps_per_epoch,
             end_step=self.end_epoch * steps_per_epoch,

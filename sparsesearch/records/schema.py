@@ -109,7 +109,7 @@ def convert(value: Any, tp: Any, path: str, meta: Mapping[str, Any] | None = Non
         raise errors[-1]
     if tp is Any:
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return load(tp, value, path)
     if tp is bool:
         if not isinstance(value, bool):
@@ -180,7 +180,7 @@ def load(cls: type[T], data: Any, path: str = "") -> T:
         raise ConfigError("expected a mapping of keys to values", key=path or None, value=data,
                           allowed="keys " + ", ".join(field_names(cls)))
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if not isinstance(key, str) or key not in fields:

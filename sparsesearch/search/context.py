@@ -38,14 +38,16 @@ class Context:
         b = self.budget
         seeds = {"seed": self.spec.seed_of("training"), "data_seed": self.spec.seed_of("data"),
                  "model_seed": self.spec.seed_of("model")}
+        assert b.dense_epochs and b.batch_size and b.epochs and b.lr and b.dense_lr  # resolved with the task's hints
         if dense:
             return TrainingSettings(epochs=int(b.dense_epochs), batch_size=int(b.batch_size), optimizer=str(b.optimizer),
                                     lr=float(b.dense_lr), weight_decay=b.weight_decay, momentum=b.momentum,
-                                    lr_schedule=b.lr_schedule, **seeds)
+                                    lr_schedule=b.lr_schedule, **seeds)  # type: ignore[arg-type]
         return TrainingSettings(epochs=plan.epochs if plan else int(b.epochs),
                                 finetune_epochs=plan.finetune_epochs if plan else 0, batch_size=int(b.batch_size),
                                 optimizer=str(b.optimizer), lr=plan.lr if plan else float(b.lr),
-                                weight_decay=b.weight_decay, momentum=b.momentum, lr_schedule=b.lr_schedule, **seeds)
+                                weight_decay=b.weight_decay, momentum=b.momentum, lr_schedule=b.lr_schedule,
+                                **seeds)  # type: ignore[arg-type]
 
     def fresh_model(self) -> torch.nn.Module:
         """The task's model with its initial weights (from the model seed; a checkpoint's when it has one)."""

@@ -62,7 +62,7 @@ def build_recipe(*, study: str, task: str | None, task_args: Mapping[str, Any] |
         },
         "notes": notes,
     }
-    provenance["metrics"] = {k: v for k, v in provenance["metrics"].items() if v is not None}
+    provenance["metrics"] = {k: v for k, v in dict(provenance["metrics"]).items() if v is not None}  # type: ignore[call-overload]
     settings = {k: training[k] for k in TRAINING_KEYS if k in training}
     settings["task"] = task
     settings["task_args"] = dict(task_args or {})

@@ -21,8 +21,9 @@ Selection rules pick one front trial:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import optuna
@@ -100,7 +101,7 @@ def reference_point(dense: float | None, max_drop: float | None, sparsity_low: f
     return (max(0.0, floor) if maximize else floor, sparsity_low)
 
 
-def spec_constraint(spec_data: dict | None) -> tuple[float | None, bool]:
+def spec_constraint(spec_data: Mapping[str, Any] | None) -> tuple[float | None, bool]:
     """(max_drop, relative) from a stored spec (older specs spelled it max_accuracy_drop)."""
     constraints = (spec_data or {}).get("constraints") or {}
     drop = constraints.get("max_drop", constraints.get("max_accuracy_drop", 0.05))
@@ -109,7 +110,7 @@ def spec_constraint(spec_data: dict | None) -> tuple[float | None, bool]:
     return drop, bool(constraints.get("relative", False))
 
 
-def study_hypervolume(pts: Sequence[Point], spec_data: dict | None, dense: float | None) -> float:
+def study_hypervolume(pts: Sequence[Point], spec_data: Mapping[str, Any] | None, dense: float | None) -> float:
     """The normalised hypervolume of a study's front (see the module docstring)."""
     drop, relative = spec_constraint(spec_data)
     low = (((spec_data or {}).get("space") or {}).get("sparsity") or [0.0])[0]

@@ -87,9 +87,9 @@ def reproduce(recipe: Recipe, *, storage: str | None = None, tracking_uri: str |
     init = training.init
     model = fresh_model(the_task, training.model_seed if training.model_seed is not None else training.seed)
     if init == "dense":
-        state = _dense_state(baseline, dense, tracking_uri or (spec.get("tracking") or {}).get("uri"),
-                             workdir or Path(".sparsesearch") / (prov.study or "study"))
-        load_state(model, state)
+        weights = _dense_state(baseline, dense, tracking_uri or (spec.get("tracking") or {}).get("uri"),
+                               workdir or Path(".sparsesearch") / (prov.study or "study"))
+        load_state(model, weights)
     result = run(model, the_task, training, pruning=recipe.pruning, steps_per_epoch=training.steps_per_epoch)
     recorded = {k: v for k, v in vars(prov.metrics).items() if v is not None}
     return Reproduction(result, recorded)

@@ -158,7 +158,8 @@ class Space:
             chosen = select_layers(model, probe)
         except ConfigError as exc:
             raise exc.located(prefix="space") from None
-        return [Layer(name, m.weight.numel(), tuple(m.weight.shape)) for name, m in chosen]
+        weights = [(name, m.get_parameter("weight")) for name, m in chosen]
+        return [Layer(name, w.numel(), tuple(w.shape)) for name, w in weights]
 
     @property
     def total_weights(self) -> int:
@@ -232,7 +233,7 @@ class Space:
         end = _float(trial, "end", sched.end)
         frequency = _int(trial, "frequency", sched.frequency, log=True)
         finetune = _int(trial, "finetune_epochs", sched.finetune_epochs)
-        lr = self.budget.lr if sp.lr is None else _float(trial, "lr", sp.lr, log=True)
+        lr = float(self.budget.lr or 1e-3) if sp.lr is None else _float(trial, "lr", sp.lr, log=True)
         reg_coeff = _float(trial, "reg_coeff", sp.reg_coeff, log=True) if ptype == "group_lasso" else 1e-4
 
         epochs = int(self.budget.epochs or 1)

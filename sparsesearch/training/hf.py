@@ -106,7 +106,8 @@ def trainer_task(name: str, *, model: Callable[[], Any], args: TrainingArguments
         run_args = dataclasses.replace(args, num_train_epochs=epochs, eval_strategy="epoch", save_strategy="no",
                                        report_to=[], disable_tqdm=True)
         return trainer_class(model=net, args=run_args, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                             compute_metrics=compute_metrics, callbacks=callbacks, **trainer_kwargs)
+                             compute_metrics=compute_metrics, callbacks=callbacks,  # type: ignore[arg-type]
+                             **trainer_kwargs)
 
     def train(net: Any, pruning: Any, epochs: int, report: Report) -> None:
         callbacks: list[TrainerCallback] = [_Report(report, names)]

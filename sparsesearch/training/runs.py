@@ -120,7 +120,7 @@ def fresh_model(task: AnyTask, seed: int) -> nn.Module:
 def task_steps_per_epoch(task: AnyTask) -> int:
     """Optimizer steps per epoch: the task's own figure, else ``len()`` of its train data, else one count."""
     if task.steps_per_epoch or isinstance(task, LoopTask):
-        return int(task.steps_per_epoch)
+        return int(task.steps_per_epoch or 1)
     try:
         return max(1, count_batches(task.train_data))
     except Exception as exc:  # noqa: BLE001 - the user's data raised
