@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from torch import nn
 
 from sparsesearch.errors import ConfigError
 from sparsesearch.pruning import Callbacks, Pruner, PruningConfig, sparsity_report
+from sparsesearch.pruning.pruner import PruningWarning
 from sparsesearch.records.training import TrainingSettings
 from sparsesearch.tasks.base import AnyTask, LoopTask, Task
 from sparsesearch.tasks.data import count_batches
@@ -192,10 +194,15 @@ def run(model: nn.Module, task: AnyTask, settings: TrainingSettings, *, pruning:
                 return True
         return False
 
-    if isinstance(task, LoopTask):
-        _run_loop(model, task, settings, pruner, record)
-    else:
-        _run_pieces(model, task, settings, pruner, record, spe, device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PruningWarning)
+        if isinstance(task, LoopTask):
+            _run_loop(model, task, settings, pruner, record)
+        else:
+            _run_pieces(model, task, settings, pruner, record, spe, device)
+    for warning in caught:  # a run the search stopped early did not reach its target on purpose: no warning
+        if not (stop and issubclass(warning.category, PruningWarning)):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     best_epoch = best.restore(len(curve) - 1) if keep_best else None
     val, test = _measure(model, task, device)
