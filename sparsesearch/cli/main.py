@@ -195,8 +195,9 @@ def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float
     from sparsesearch.cli.console import ProgressEvents, result_lines
     from sparsesearch.formats.files import read_spec
     from sparsesearch.records.urls import mask_uri
-    from sparsesearch.search.runner import pareto_table, run_study
+    from sparsesearch.search.runner import run_study
     from sparsesearch.search.storage import load
+    from sparsesearch.search.tables import pareto_table
 
     _quiet_libraries(ctx.find_root().params.get("verbose", 0))
     spec_path = str(study_file(spec_path))
@@ -249,8 +250,8 @@ def show(spec: str | None, study_name: str | None, storage: str | None) -> None:
     from sparsesearch.records.study import Export
     from sparsesearch.records.urls import mask_uri
     from sparsesearch.search import pareto
-    from sparsesearch.search.runner import pareto_table
     from sparsesearch.search.storage import load, state_counts
+    from sparsesearch.search.tables import pareto_table
 
     name, url, spec_obj = _study_ref(spec, study_name, storage)
     study = load(name, url)

@@ -9,7 +9,17 @@ the front, hypervolume and export rules, and :mod:`~sparsesearch.search.reproduc
 
 from __future__ import annotations
 
-from sparsesearch.search.events import Events, StudyResult
-from sparsesearch.search.runner import run_study
+import importlib
+from typing import Any
+
+_LAZY = {"Events": "sparsesearch.search.events", "StudyResult": "sparsesearch.search.events",
+         "run_study": "sparsesearch.search.runner"}
+
+
+def __getattr__(name: str) -> Any:  # lazy: reading a study (``show``) must not load torch
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sparsesearch.search' has no attribute {name!r}")
+
 
 __all__ = ["Events", "StudyResult", "run_study"]

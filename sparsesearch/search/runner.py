@@ -2,8 +2,17 @@
 trials until the study has ``n_trials`` finished trials (all workers together) or ``timeout`` passes.
 
 ``run_study(spec)`` creates the Optuna study (or joins the existing one of the same name: that is how a
-study resumes and how several workers share one). Ctrl-C ends the running trial as interrupted (FAIL in
-Optuna, KILLED in MLflow), closes the study run and returns with ``interrupted=True``.
+study resumes and how several workers share one). Ctrl-C or SIGTERM ends the running trial as interrupted
+(FAIL in Optuna, KILLED in MLflow), closes the study run and returns with ``interrupted=True``.
+
+Several workers: each trial has a heartbeat; trials of a worker that died are failed with the reason and
+queued again by whichever worker finds them (:mod:`~sparsesearch.search.workers`), and each worker starts a
+trial only while the finished and running trials leave room for it (under a lock shared by the workers),
+so the study ends with exactly ``n_trials`` finished trials; when every remaining trial is running
+elsewhere a worker waits for them, to run the retries of any that turn out lost. One worker opens the
+study's tracking run (claimed in the study's attributes), the others join it. An error that stops the
+worker (a storage or disk that fails, a dense baseline that fails) ends its trial and runs as FAILED and
+raises a :class:`~sparsesearch.errors.SparseSearchError` with one line saying what failed.
 
 What the study stores on itself (Optuna user attributes) is described by
 :class:`sparsesearch.records.state.StudyState`; what each trial stores by
@@ -13,27 +22,49 @@ What the study stores on itself (Optuna user attributes) is described by
 from __future__ import annotations
 
 import io
+import logging
 import os
 import time
+import uuid
 import warnings
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from sparsesearch.errors import SparseSearchError
 from sparsesearch.records.state import StudyState, TrialRecord
 from sparsesearch.records.study import StudySpec
-from sparsesearch.records.urls import mask_uri
+from sparsesearch.records.urls import mask_text, mask_uri
 from sparsesearch.search import pareto
 from sparsesearch.search.baseline import default_workdir, ensure_baseline, worker_id
 from sparsesearch.search.context import Context, build_context, set_threads
 from sparsesearch.search.events import Events, StudyResult
 from sparsesearch.search.export import recipe_for_trial, recipe_text
 from sparsesearch.search.objective import Objective, TrialFailed
-from sparsesearch.search.storage import finished_count, make_storage, open_or_create, quiet_optuna, state_counts
-from sparsesearch.tracking import FINISHED, KILLED, Tracker, flatten, make_tracker
+from sparsesearch.search.signals import StopSignals
+from sparsesearch.search.storage import (
+    INTERRUPTED,
+    HeartbeatStorage,
+    finished_count,
+    is_lost,
+    make_storage,
+    open_or_create,
+    quiet_optuna,
+    state_counts,
+)
+from sparsesearch.search.tables import pareto_table
+from sparsesearch.search.workers import Beat, Liveness, LostTrials, recover, slot_lock, trial_heartbeat
+from sparsesearch.tracking import FAILED, FINISHED, KILLED, Tracker, flatten, make_tracker
+
+log = logging.getLogger(__name__)
+
+
+class StudyFailed(SparseSearchError):
+    """Something this worker depends on failed (the study storage, the disk); the message says what."""
 
 
 def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
@@ -82,35 +113,41 @@ def _spec_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list
 
 def run_study(spec: StudySpec, *, events: Events | None = None, tracker: Tracker | None = None,
               workdir: Path | None = None, task: Any = None, trust_task: bool = False,
-              source: str | None = None) -> StudyResult:
+              source: str | None = None, liveness: Liveness | None = None) -> StudyResult:
     """Run (or resume, or join) the study described by ``spec``. See the module docstring.
 
     ``task`` (a task object or factory given in Python, or a reference the user named) replaces the spec's;
     a spec naming a ``module:callable`` task runs that code only with ``trust_task`` (``source``, the spec's
-    file, is named in the refusal).
+    file, is named in the refusal). ``liveness`` sets the heartbeats (default: :meth:`Liveness.from_env`).
     """
     started = time.perf_counter()
     events = events or Events()
     quiet_optuna()
     messages: list[str] = []
-    ctx = build_context(spec, task=task, trust_task=trust_task, source=source)  # validates the spec against the task's model before anything starts
-    own_tracker = tracker is None
-    tracker = tracker if tracker is not None else make_tracker(spec.tracking.uri)
-    try:
-        return _run(spec, ctx, events, tracker, workdir, messages, started)
-    finally:
-        if own_tracker:
-            tracker.close()
+    liveness = liveness or Liveness.from_env()
+    with StopSignals() as stop:  # SIGTERM is Ctrl-C; neither lands in the middle of a write
+        ctx = build_context(spec, task=task, trust_task=trust_task, source=source)  # validates the spec against the task's model before anything starts
+        own_tracker = tracker is None
+        if tracker is None:
+            tracker = make_tracker(spec.tracking.uri, artifact_root=getattr(spec.tracking, "artifact_root", None))
+        try:
+            return _run(spec, ctx, events, tracker, workdir, messages, started, liveness, stop)
+        finally:
+            if own_tracker:
+                tracker.close()
 
 
 def _run(spec: StudySpec, ctx: Context, events: Events, tracker: Tracker, workdir: Path | None, messages: list[str],
-         started: float) -> StudyResult:
+         started: float, liveness: Liveness, stop: StopSignals) -> StudyResult:
     set_threads(spec.num_threads, ctx.task)
-    storage = make_storage(spec.storage)
+    lost = LostTrials(liveness.max_retry)
+    storage = make_storage(spec.storage, heartbeat_interval=liveness.heartbeat_interval,
+                           grace_period=liveness.grace_period, on_stale=lost)
     metric = ctx.metric
     study, created = open_or_create(spec, storage, metric.direction)
     spec_data = spec.public_dict()
     if created:
+        study.set_user_attr("uid", uuid.uuid4().hex)  # tags the study's tracking runs, whoever opens them
         study.set_user_attr("objective", {"name": metric.name, "direction": metric.direction})
         with warnings.catch_warnings():  # "experimental" in Optuna, and exactly what its plots need
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -125,21 +162,73 @@ def _run(spec: StudySpec, ctx: Context, events: Events, tracker: Tracker, workdi
         if changed:
             messages.append("the spec differs from the one this study started with (" + ", ".join(changed[:8])
                             + (", ..." if len(changed) > 8 else "") + "); new trials use the new spec")
-    parent_id = _open_tracking(study, spec, tracker, created)
+    lost.tracker, lost.events = tracker, events  # lost trials this worker finds end their runs here
     workdir = workdir or default_workdir(spec)
     trials_run = {"n": 0}
+    parent_id: str | None = None
+    interrupted = False
     try:
-        ensure_baseline(study, ctx, tracker, events, workdir)
-        _optimize(study, spec, ctx, tracker, events, created, trials_run, messages)
-        interrupted = False
-    except KeyboardInterrupt:  # Ctrl-C: the running trial has been marked; close the study run cleanly
+        parent_id = _open_tracking(study, spec, tracker, liveness, stop)
+        ensure_baseline(study, ctx, tracker, events, workdir, liveness=liveness, stop=stop)
+        _optimize(study, storage, spec, ctx, tracker, events, created, trials_run, messages, liveness, stop)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the running trial has been marked; close the study run cleanly
         interrupted = True
-    return _summarise(study, ctx, tracker, spec, interrupted, trials_run["n"], started, parent_id, messages)
+    except Exception as exc:
+        raise _stopped(study, storage, spec, tracker, exc, liveness) from exc
+    return _summarise(study, storage, ctx, tracker, spec, interrupted, trials_run["n"], started, parent_id, messages,
+                      stop, liveness)
 
 
-def _optimize(study: optuna.Study, spec: StudySpec, ctx: Context, tracker: Tracker, events: Events, created: bool,
-              trials_run: dict[str, int], messages: list[str]) -> None:
+def _stopped(study: optuna.Study, storage: Any, spec: StudySpec, tracker: Tracker, exc: Exception,
+             liveness: Liveness) -> SparseSearchError:
+    """An error stopped this worker: end the study run as FAILED (unless other workers are still at it) and
+    return the error to raise, in one line."""
+    message = exc if isinstance(exc, SparseSearchError) else StudyFailed(failure_text(exc, spec.storage))
+    log.debug("the study stopped", exc_info=exc)
+    if tracker.enabled:
+        try:
+            others = _others_running(study, storage, liveness)
+        except Exception:  # noqa: BLE001 - the storage may be what failed
+            others = False
+        try:
+            tracker.close_study(None if others else FAILED, tags={"sparsesearch.error": mask_text(str(message))[:5000]})
+        except Exception as close_exc:  # noqa: BLE001 - already on the way out with an error
+            log.warning("cannot close the study's tracking run: %s", close_exc)
+    return message
+
+
+def failure_text(exc: BaseException, storage_url: str) -> str:
+    """One line for an error that stopped a worker: what failed, and why."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    cause: BaseException = exc
+    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+        cause = exc.__cause__
+    if isinstance(cause, SQLAlchemyError):
+        lines = str(getattr(cause, "orig", None) or cause).strip().splitlines()
+        return mask_text(f"the study storage {mask_uri(storage_url)} failed: {lines[0] if lines else type(cause).__name__}")
+    if isinstance(cause, OSError):
+        where = f": {cause.filename}" if cause.filename else ""
+        return mask_text(f"{cause.strerror or cause}{where}")
+    return mask_text(f"{type(exc).__name__}: {exc} (run with -vv for the traceback)")
+
+
+def _others_running(study: optuna.Study, storage: Any, liveness: Liveness) -> bool:
+    """Whether another worker is running a trial of the study now (a recent heartbeat: a trial of a worker
+    that died does not keep the study's run open)."""
+    running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    if not running or not isinstance(storage, HeartbeatStorage):
+        return bool(running)
+    ids = [t._trial_id for t in running]
+    silent = storage._silence(ids)
+    return any(silent.get(i, 0.0) <= 2 * liveness.heartbeat_interval + 1 for i in ids)
+
+
+def _optimize(study: optuna.Study, storage: Any, spec: StudySpec, ctx: Context, tracker: Tracker, events: Events,
+              created: bool, trials_run: dict[str, int], messages: list[str], liveness: Liveness,
+              stop: StopSignals) -> None:
     """Run trials until the study has ``n_trials`` finished trials (all workers) or the timeout passes."""
+    recover(study)  # what workers that died left running
     existing = study.get_trials(deepcopy=False)
     # a joining or resuming worker must not replay the first worker's random start-up samples
     base = spec.seed_of("sampler")
@@ -152,74 +241,126 @@ def _optimize(study: optuna.Study, spec: StudySpec, ctx: Context, tracker: Track
                         f"pass --n-trials {done_before + 10} to add more")
         return
     events.trials_planned(done_before, target)
-    objective = Objective(study, ctx, tracker, events)
+    objective = Objective(study, ctx, tracker, events, stop, worker_id())
     tags = _Pareto(tracker)
     tags.update(study)
-    failures = {"in_a_row": 0}
-
-    def after_trial(st: optuna.Study, frozen: FrozenTrial) -> None:
+    in_a_row = 0
+    deadline = time.monotonic() + spec.timeout if spec.timeout else None
+    waiting_for: tuple[int, ...] = ()
+    while True:
+        stop.check()
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        trial, running = _next_trial(study, storage, target)
+        if trial is None and not running:
+            break  # the study has its n_trials
+        if trial is None:  # every remaining trial runs elsewhere: wait for them (or for their retries)
+            if running != waiting_for:
+                log.info("waiting for trial(s) %s of other workers to finish", ", ".join(map(str, running)))
+                events.trials_waiting(running)
+                waiting_for = running
+            with stop.armed():
+                time.sleep(min(1.0, float(liveness.heartbeat_interval)))
+            continue
+        waiting_for = ()
+        frozen = _run_trial(study, storage, trial, objective, liveness)
         trials_run["n"] += 1
-        front = tags.update(st) if frozen.state == TrialState.COMPLETE else pareto.front_trials(st)
         if frozen.state == TrialState.COMPLETE:
+            front = tags.update(study)
             events.trial_done(frozen.number, "COMPLETE", tuple(frozen.values), None, _best(front, ctx))
-        failures["in_a_row"] = failures["in_a_row"] + 1 if frozen.state == TrialState.FAIL else 0
-        if failures["in_a_row"] >= 3:
+        in_a_row = in_a_row + 1 if frozen.state == TrialState.FAIL else 0
+        if in_a_row >= 3:
             messages.append("stopped after 3 failed trials in a row; see the log above (-v) for the errors")
-            st.stop()
+            break
+
+
+def _next_trial(study: optuna.Study, storage: Any, target: int | None) -> tuple[optuna.Trial | None, tuple[int, ...]]:
+    """The next trial to run here (a queued retry first), or None with the trials running elsewhere that
+    fill the study's remaining slots (none: the study is done). Counting and starting are one step between
+    workers (the slot lock), so no two workers take the last slot."""
+    with slot_lock(storage, study.study_name):
+        recover(study)
+        trials = study.get_trials(deepcopy=False)
+        running = tuple(t.number for t in trials if t.state == TrialState.RUNNING)
         if target is not None:
-            trials = st.get_trials(deepcopy=False)
-            running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-            if finished_count(trials) + running >= target:
-                st.stop()
+            done = finished_count(trials)
+            if done >= target:
+                return None, ()
+            if done + len(running) >= target:
+                return None, running
+        with warnings.catch_warnings():  # Optuna warns that heartbeats are meant for optimize(): here they are ours
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            return study.ask(), running
 
-    study.optimize(objective, n_trials=None, timeout=spec.timeout, catch=(TrialFailed,), callbacks=[after_trial],
-                   gc_after_trial=False, show_progress_bar=False)
+
+def _run_trial(study: optuna.Study, storage: Any, trial: optuna.Trial, objective: Objective,
+               liveness: Liveness) -> FrozenTrial:
+    """Run one trial with its heartbeat and record how it ended (a trial another worker already failed as
+    lost stays as it is)."""
+    state: TrialState | None = None
+    values: tuple[float, float] | None = None
+    with trial_heartbeat(storage, trial._trial_id, liveness.heartbeat_interval):
+        try:
+            values = objective(trial)
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except TrialFailed:
+            state = TrialState.FAIL
+        except BaseException:
+            try:
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            except Exception as exc:  # noqa: BLE001 - the storage may be what failed; the error says so
+                log.warning("cannot record trial %d as failed: %s", trial.number, exc)
+            raise
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a NaN value is recorded as a failed trial; we report it ourselves
+        return study.tell(trial, values if state is None else None, state=state, skip_if_finished=True)
 
 
-def _open_tracking(study: optuna.Study, spec: StudySpec, tracker: Tracker, created: bool) -> str | None:
+def _open_tracking(study: optuna.Study, spec: StudySpec, tracker: Tracker, liveness: Liveness,
+                   stop: StopSignals) -> str | None:
+    """The study's tracking run: opened by one worker (claimed in the study's attributes, with a heartbeat
+    while it opens it), joined by the others, whatever order they start in."""
     if not tracker.enabled:
         return None
     key = mask_uri(spec.tracking.uri) or ""
-    for _ in range(20 if not created else 1):
-        info = StudyState.of(study.user_attrs).tracking.get(key)
-        if info or created:
+    me = worker_id()
+    owner = False
+    while True:
+        state = StudyState.of(study.user_attrs)
+        info = state.tracking.get(key)
+        if info and info.get("parent_run_id"):
             break
-        time.sleep(0.5)  # the worker that created the study is opening its run
-    info = StudyState.of(study.user_attrs).tracking.get(key)
-    parent = tracker.open_study(study.study_name, experiment=spec.experiment, spec=spec.public_dict(),
-                                storage=spec.storage, parent_run_id=info.get("parent_run_id") if info else None)
+        claim = state.tracking_claim.get(key) or {}
+        if claim.get("worker") not in (None, me) and time.time() - float(claim.get("at") or 0) < liveness.grace_period:
+            with stop.armed():
+                time.sleep(0.3)  # another worker is opening the study's run
+            continue
+        _claim_tracking(study, key, me)
+        with stop.armed():
+            time.sleep(0.3)
+        if (StudyState.of(study.user_attrs).tracking_claim.get(key) or {}).get("worker") == me:
+            owner, info = True, StudyState.of(study.user_attrs).tracking.get(key)
+            break
+    uid = StudyState.of(study.user_attrs).uid
+    if owner and not uid:  # a study from before unique ids
+        uid = uuid.uuid4().hex
+        study.set_user_attr("uid", uid)
+    with Beat(lambda: _claim_tracking(study, key, me), liveness.heartbeat_interval) if owner else nullcontext():
+        parent = tracker.open_study(study.study_name, experiment=spec.experiment, spec=spec.public_dict(),
+                                    storage=spec.storage, parent_run_id=info.get("parent_run_id") if info else None,
+                                    uid=uid)
     if parent and (not info or info.get("parent_run_id") != parent):
         all_info = dict(StudyState.of(study.user_attrs).tracking)
         all_info[key] = {"parent_run_id": parent, "experiment": spec.experiment}
         study.set_user_attr("tracking", all_info)
     return parent
 
-def pareto_table(study: optuna.Study, front: list[FrozenTrial], dense: Mapping[str, Any],
-                 selected: pareto.Point | None) -> list[dict[str, Any]]:
-    """One row per front trial, sparsest first (for the console, CSV and the tracker). ``drop`` is how much
-    worse than dense the trial's metric is, whatever its direction."""
-    state = StudyState.of(study.user_attrs)
-    metric, sign = state.metric, 1.0 if state.maximize else -1.0
-    dense_value = dense.get(f"val_{metric}", dense.get("val_accuracy"))
-    rows = []
-    for t in front:
-        record = TrialRecord.of(t.user_attrs)
-        m, s = record.metrics, record.summary
-        rows.append({
-            "trial": t.number,
-            f"val_{metric}": t.values[0],
-            "sparsity": t.values[1],
-            f"test_{metric}": m.get(f"test_{metric}"),
-            "drop": sign * (dense_value - t.values[0]) if dense_value is not None else None,
-            "pruning_type": s.get("pruning_type"),
-            "pattern": s.get("pattern"),
-            "scope": s.get("scope"),
-            "allocation": s.get("allocation"),
-            "selected": selected is not None and selected.number == t.number,
-            "run_id": record.run_id,
-        })
-    return rows
 
+def _claim_tracking(study: optuna.Study, key: str, me: str) -> None:
+    claims = dict(StudyState.of(study.user_attrs).tracking_claim)
+    claims[key] = {"worker": me, "at": time.time()}
+    study.set_user_attr("tracking_claim", claims)
 
 def _csv(rows: list[dict[str, Any]]) -> str:
     import csv
@@ -232,9 +373,24 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _summarise(study: optuna.Study, ctx: Context, tracker: Tracker, spec: StudySpec, interrupted: bool,
-               trials_run: int, started: float, parent_id: str | None, messages: list[str]) -> StudyResult:
+def _first_failure(trials: list[FrozenTrial]) -> str | None:
+    """When no trial of the study completed and some failed: the first failure, for the error message."""
+    if any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials):
+        return None
+    failed = [t for t in trials if t.state == TrialState.FAIL and not is_lost(t)
+              and TrialRecord.of(t.user_attrs).stop_reason != INTERRUPTED]
+    if not failed:
+        return None
+    first = min(failed, key=lambda t: t.number)
+    reason = TrialRecord.of(first.user_attrs).stop_reason or "no reason recorded"
+    return f"every trial failed; the first, trial {first.number}: {reason}"
+
+
+def _summarise(study: optuna.Study, storage: Any, ctx: Context, tracker: Tracker, spec: StudySpec, interrupted: bool,
+               trials_run: int, started: float, parent_id: str | None, messages: list[str], stop: StopSignals,
+               liveness: Liveness) -> StudyResult:
     trials = study.get_trials(deepcopy=False)
+    failure = None if interrupted else _first_failure(trials)
     front = pareto.front_trials(study)
     pts = pareto.points(front, ctx.metric.maximize)
     hv = pareto.study_hypervolume(pts, spec.public_dict(), ctx.dense_value)
@@ -249,20 +405,23 @@ def _summarise(study: optuna.Study, ctx: Context, tracker: Tracker, spec: StudyS
             chosen = next(t for t in front if t.number == selected.number)
             texts["recipe.yaml"] = recipe_text(recipe_for_trial(study, chosen, spec_data=spec.public_dict()))
         counts = state_counts(trials)
-        others_running = counts.get("RUNNING", 0) > 0  # other workers still at it: the last one out ends the run
+        others_running = _others_running(study, storage, liveness)  # other workers still at it: the last one out ends the run
+        tags = {"sparsesearch.selected_trial": str(selected.number) if selected else "none",
+                "sparsesearch.interrupted": str(interrupted).lower()}
+        if failure:
+            tags["sparsesearch.error"] = failure[:5000]
         tracker.close_study(
-            None if others_running else KILLED if interrupted else FINISHED,
+            None if others_running else KILLED if interrupted else FAILED if failure else FINISHED,
             metrics={"hypervolume": hv, "front_size": len(front), "trials_complete": counts.get("COMPLETE", 0),
-                     "trials_pruned": counts.get("PRUNED", 0), "trials_failed": counts.get("FAIL", 0)},
+                     "trials_pruned": counts.get("PRUNED", 0), "trials_failed": counts.get("FAIL", 0),
+                     "trials_lost": counts.get("LOST", 0)},
             tables={"pareto.csv": _csv(pareto_table(study, front, ctx.dense, selected))},
-            texts=texts,
-            tags={"sparsesearch.selected_trial": str(selected.number) if selected else "none",
-                  "sparsesearch.interrupted": str(interrupted).lower()})
+            texts=texts, tags=tags)
     return StudyResult(
         name=study.study_name, storage=mask_uri(spec.storage) or "", trials_run=trials_run, counts=state_counts(trials),
         interrupted=interrupted, front=pts, hypervolume=hv, dense=ctx.dense, selected=selected,
         selection_error=error, seconds=time.perf_counter() - started, parent_run_id=parent_id,
-        tracking=tracker.describe(), messages=messages)
+        tracking=tracker.describe(), messages=messages, stopped_by=stop.name if interrupted else None, error=failure)
 
 
-__all__ = ["StudyResult", "make_sampler", "pareto_table", "run_study"]
+__all__ = ["StudyFailed", "StudyResult", "failure_text", "make_sampler", "pareto_table", "run_study"]
