@@ -10,7 +10,7 @@ from __future__ import annotations
 from sparsesearch.pruning.callbacks import Callbacks
 from sparsesearch.pruning.criteria import CRITERIA
 from sparsesearch.pruning.matching import ModelMatch, match_model, pruner_from_recipe
-from sparsesearch.pruning.pruner import Pruner, prune
+from sparsesearch.pruning.pruner import Pruner, PruningWarning, prune
 from sparsesearch.pruning.report import LayerSparsity, SparsityReport, sparsity_report
 from sparsesearch.pruning.schedules import RAMPS, is_update_step, sparsity_at, update_steps
 from sparsesearch.pruning.targets import prunable_layers, select_layers
@@ -23,6 +23,7 @@ __all__ = [
     "LayerSparsity",
     "ModelMatch",
     "Pruner",
+    "PruningWarning",
     "PruningConfig",
     "PruningGroup",
     "Schedule",

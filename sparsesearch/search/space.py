@@ -179,7 +179,7 @@ class Space:
                                       "whose M divides every input size), or exclude the layer with "
                                       "space.excluded_op_names") from None
         for i, (text, pattern) in enumerate(self.patterns.items()):
-            if pattern.max_sparsity < 1.0 and "local" not in self.space.scopes:
+            if not pattern.supports_global and "local" not in self.space.scopes:
                 raise ConfigError(f"the {text} pattern is local by nature, but the space searches only global scope",
                                   key=f"space.patterns[{i}]", value=text,
                                   allowed="add local to space.scopes, or drop the N:M pattern")
@@ -199,7 +199,7 @@ class Space:
         pattern_name = _choice(trial, "pattern", sp.patterns)
         pattern = self.patterns[pattern_name]
         # N:M is local by nature: its trials sample no scope (check() made sure local is allowed)
-        scope = _choice(trial, "scope", sp.scopes) if pattern.max_sparsity >= 1.0 else "local"
+        scope = _choice(trial, "scope", sp.scopes) if pattern.supports_global else "local"
 
         lo, hi = sp.sparsity
         capped = pattern.max_sparsity < 1.0 and pattern.max_sparsity < hi
@@ -278,7 +278,7 @@ class Space:
         ptype = "magnitude" if "magnitude" in sp.pruning_types else sp.pruning_types[0]
         pattern_name = "1x1" if "1x1" in sp.patterns else sp.patterns[0]
         pattern = self.patterns[pattern_name]
-        scope = "global" if "global" in sp.scopes and pattern.max_sparsity >= 1.0 else "local"
+        scope = "global" if "global" in sp.scopes and pattern.supports_global else "local"
         lo, hi = sp.sparsity
         capped = pattern.max_sparsity < 1.0 and pattern.max_sparsity < hi
         hi = min(hi, pattern.max_sparsity)
@@ -291,7 +291,7 @@ class Space:
                 p["pruning_type"] = ptype
             if len(sp.patterns) > 1:
                 p["pattern"] = pattern_name
-            if pattern.max_sparsity >= 1.0 and len(sp.scopes) > 1:
+            if pattern.supports_global and len(sp.scopes) > 1:
                 p["scope"] = scope
             if lo != hi:
                 p[f"density|{pattern_name}" if capped else "density"] = 1.0 - level

@@ -168,7 +168,9 @@ def run(model: nn.Module, task: AnyTask, settings: TrainingSettings, *, pruning:
     device = pick_device(task.device) if isinstance(task, Task) else None
     if device is not None:
         model.to(device)
-    pruner = Pruner(model, pruning, steps_per_epoch=spe) if pruning is not None else None
+    # a loop that reads gradients after the pruner's hook (gradient clipping) needs the pruned ones zeroed
+    clips = isinstance(task, Task) and bool(task.grad_clip)
+    pruner = Pruner(model, pruning, steps_per_epoch=spe, mask_gradients=clips) if pruning is not None else None
     layers = pruner.layer_names if pruner is not None else None
     curve: list[dict[str, float]] = []
     stop: list[str] = []
