@@ -1,8 +1,9 @@
 """The rooms and doors of the package, enforced by reading every module's imports (function-level ones too).
 
 Doors: ``cli -> api -> search -> training -> pruning -> records``; ``formats -> records``; ``tasks`` and
-``tracking`` sit beside ``training``; nothing imports ``cli``; the core never imports upward. A change that
-opens a new door must change the table below, on purpose.
+``tracking`` sit beside ``training``; ``report`` sits beside ``api`` (it reads search results and tracked runs);
+nothing imports ``cli``; the core never imports upward. A change that opens a new door must change the table
+below, on purpose.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ DOORS: dict[str, set[str]] = {
     "training": {"pruning", "tasks", "records", "errors", ""},
     "tracking": {"formats", "records", "errors", ""},
     "search": {"training", "pruning", "tasks", "tracking", "formats", "records", "errors", ""},
-    "api": {"search", "training", "pruning", "tasks", "tracking", "formats", "records", "errors", ""},
-    "cli": {"api", "search", "training", "pruning", "tasks", "tracking", "formats", "records", "errors", ""},
+    # the study report reads a study (search's results, the tracker's client) and is never imported below
+    "report": {"search", "tracking", "records", "formats", "errors", ""},
+    "api": {"report", "search", "training", "pruning", "tasks", "tracking", "formats", "records", "errors", ""},
+    "cli": {"api", "report", "search", "training", "pruning", "tasks", "tracking", "formats", "records", "errors",
+            ""},
     "": set(),  # sparsesearch/__init__.py loads sparsesearch.api lazily, by name, on first use
     "__main__": {"cli"},
 }
