@@ -312,6 +312,13 @@ def _beyond_constraint(trials: list, maximize: bool) -> list:
     return sorted((t for t in broken if t.number in keep), key=lambda t: -t.values[1])
 
 
+def _model_options(f):
+    """--save and --register of export and reproduce (sparsesearch.cli.models does the work)."""
+    f = click.option("--register", metavar="NAME", help="Also register the logged model in MLflow's model registry.")(f)
+    return click.option("--save", metavar="FILE|DIR", help="Write the pruned model: FILE (model.pt) its sparse state, "
+                        "DIR an MLflow model of the compacted (or masked) model; also logs it to the trial's run.")(f)
+
+
 @main.command()
 @_spec_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str),
@@ -322,9 +329,12 @@ def _beyond_constraint(trials: list, maximize: bool) -> list:
 @click.option("--min-sparsity", type=click.FloatRange(0, 1, max_open=True), help="max_accuracy_at_sparsity: the sparsity floor.")
 @click.option("--trial", "trial_number", type=click.IntRange(min=0), help="Export this trial instead of applying a rule.")
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@_model_options
 def export(spec: str | None, study_name: str | None, storage: str | None, output: str | None, rule: str | None,
-           max_drop: float | None, min_sparsity: float | None, trial_number: int | None, force: bool) -> None:
-    """Write the chosen Pareto trial's recipe YAML (with provenance and test accuracy)."""
+           max_drop: float | None, min_sparsity: float | None, trial_number: int | None, force: bool,
+           save: str | None, register: str | None) -> None:
+    """Write the chosen Pareto trial's recipe YAML (with provenance and test accuracy); with --save or
+    --register, also the trial's pruned model (from its MLflow run, else re-trained)."""
     import dataclasses
 
     from sparsesearch.errors import ConfigError
@@ -373,6 +383,11 @@ def export(spec: str | None, study_name: str | None, storage: str | None, output
                f"sparsity {m.sparsity:.4f}")
     click.echo(f"check it:  sparsesearch validate {path} --task {recipe.training.task if recipe.training else '?'}")
     click.echo(f"re-run it: sparsesearch reproduce {path}" + (f" --storage {mask_uri(url)}" if storage else ""))
+    if save or register:
+        from sparsesearch.cli.models import export_model
+
+        export_model(recipe, storage=url, save=save, register=register, overwrite=force, echo=click.echo,
+                     tracking_uri=from_environment(None, TRACKING_ENV, (state.spec.get("tracking") or {}).get("uri")))
 
 
 @main.command()
@@ -477,9 +492,11 @@ def ui(spec: str | None, tracking_uri: str | None, port: int, open_browser: bool
 @click.option("--task", "task_ref", metavar="NAME|MODULE:CALLABLE",
               help="The task to train on (overrides the recipe's; a module:callable is imported and called).")
 @click.option("--trust-task", is_flag=True, help="Allow the recipe file's own module:callable task to be imported.")
+@_model_options
 def reproduce(recipe_path: str, storage: str | None, tracking_uri: str | None, dense: str | None,
-              task_ref: str | None, trust_task: bool) -> None:
-    """Re-run an exported recipe with its seed and compare with the trial it came from."""
+              task_ref: str | None, trust_task: bool, save: str | None, register: str | None) -> None:
+    """Re-run an exported recipe with its seed and compare with the trial it came from (--save/--register:
+    keep the re-trained pruned model)."""
     from sparsesearch.formats.recipe import load_recipe
     from sparsesearch.records.study import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
     from sparsesearch.search.reproduce import TOLERANCE_POINTS
@@ -487,8 +504,8 @@ def reproduce(recipe_path: str, storage: str | None, tracking_uri: str | None, d
 
     _quiet_libraries(0)
     recipe = load_recipe(recipe_path)
-    rep = rerun(recipe, storage=from_environment(storage, STORAGE_ENV, DEFAULT_STORAGE),
-                tracking_uri=from_environment(tracking_uri, TRACKING_ENV, DEFAULT_TRACKING_URI),
+    tracking_uri = from_environment(tracking_uri, TRACKING_ENV, DEFAULT_TRACKING_URI)
+    rep = rerun(recipe, storage=from_environment(storage, STORAGE_ENV, DEFAULT_STORAGE), tracking_uri=tracking_uri,
                 dense=dense, task=task_ref, trust_task=trust_task, source=recipe_path)
     r = rep.result
     test = r.test_value
@@ -501,13 +518,21 @@ def reproduce(recipe_path: str, storage: str | None, tracking_uri: str | None, d
                    f"{r.objective} {rep.accuracy_delta_points:+.2f} points, sparsity "
                    f"{'exact' if rep.sparsity_exact else 'DIFFERENT'}")
         click.echo("reproduced" if rep.ok else f"NOT reproduced (tolerance {TOLERANCE_POINTS} points, exact sparsity)")
-        if not rep.ok:
-            sys.exit(1)
+    if save or register:
+        from sparsesearch.cli.models import take_home
+
+        take_home(rep.model, rep.task, recipe, save=save, register=register, tracking_uri=tracking_uri,
+                  overwrite=False, echo=click.echo)
+    if rep.delta is not None and not rep.ok:
+        sys.exit(1)
 
 
 from sparsesearch.cli.report import report as _report  # noqa: E402 (registered after the commands above)
 
 main.add_command(_report)
+from sparsesearch.cli.models import compact as _compact  # noqa: E402 (heavy imports only when it runs)
+
+main.add_command(_compact)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

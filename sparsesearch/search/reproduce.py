@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from sparsesearch.errors import ConfigError
 from sparsesearch.records.recipe import Recipe
 from sparsesearch.records.state import StudyState
+from sparsesearch.records.training import TrainingSettings
 from sparsesearch.search.baseline import load_checkpoint
 from sparsesearch.search.context import set_threads
 from sparsesearch.search.storage import load
-from sparsesearch.tasks import resolve_task
+from sparsesearch.tasks import AnyTask, resolve_task
 from sparsesearch.tracking import fetch_artifact
 from sparsesearch.training.runs import RunResult, fresh_model, load_state, run
 
@@ -30,8 +32,13 @@ TOLERANCE_POINTS = 0.5
 
 @dataclass
 class Reproduction:
+    """A re-run of a recipe: its result, the recipe's recorded metrics, and the trained (pruned) model with
+    the task it was trained on (for saving the model, or measuring it)."""
+
     result: RunResult
     recorded: dict[str, float]
+    model: nn.Module | None = None
+    task: AnyTask | None = None
 
     @property
     def delta(self) -> float | None:
@@ -64,13 +71,7 @@ def reproduce(recipe: Recipe, *, storage: str | None = None, tracking_uri: str |
     when the user names it herself (``task``) or trusts the recipe file (``trust_task``); ``source`` is the
     recipe's file, for messages.
     """
-    training = recipe.training
-    if task is not None and training is not None:
-        training = dataclasses.replace(training, task=task)
-    if training is None or not training.task:
-        raise ConfigError("the recipe names no task to train on, so it cannot be re-run here; apply it in your own "
-                          "training loop (sparsesearch.apply(model, recipe))", key="training.task", value=None,
-                          allowed="a recipe exported by `sparsesearch export`")
+    training = _training(recipe, task)
     prov = recipe.provenance
     spec: dict[str, Any] = {}
     baseline: dict[str, Any] = {}
@@ -92,7 +93,31 @@ def reproduce(recipe: Recipe, *, storage: str | None = None, tracking_uri: str |
         load_state(model, weights)
     result = run(model, the_task, training, pruning=recipe.pruning, steps_per_epoch=training.steps_per_epoch)
     recorded = {k: v for k, v in vars(prov.metrics).items() if v is not None}
-    return Reproduction(result, recorded)
+    return Reproduction(result, recorded, model=model, task=the_task)
+
+
+def _training(recipe: Recipe, task: str | None) -> TrainingSettings:
+    training = recipe.training
+    if task is not None and training is not None:
+        training = dataclasses.replace(training, task=task)
+    if training is None or not training.task:
+        raise ConfigError("the recipe names no task to train on, so it cannot be re-run here; apply it in your own "
+                          "training loop (sparsesearch.apply(model, recipe))", key="training.task", value=None,
+                          allowed="a recipe exported by `sparsesearch export`")
+    return training
+
+
+def recipe_model(recipe: Recipe, *, task: str | None = None, trust_task: bool = False,
+                 source: str | None = None) -> tuple[nn.Module, AnyTask]:
+    """The recipe's task and a fresh model of its architecture (to load saved weights into), resolved as
+    :func:`reproduce` resolves them."""
+    training = _training(recipe, task)
+    the_task = resolve_task(training.task, training.task_args, key="training.task",
+                            trusted=trust_task or task is not None, source=source,
+                            seed=training.data_seed if training.data_seed is not None else training.seed,
+                            batch_size=training.batch_size)
+    model = fresh_model(the_task, training.model_seed if training.model_seed is not None else training.seed)
+    return model, the_task
 
 
 def _dense_state(baseline: dict[str, Any], dense: str | Path | None, tracking_uri: str | None,
