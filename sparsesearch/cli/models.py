@@ -1,8 +1,10 @@
 """Taking the pruned model home: ``--save``/``--register`` of ``export`` and ``reproduce``, and ``compact``.
 
 * ``--save FILE`` (a name with a suffix, such as ``model.pt``) writes the pruned model's **sparse state**
-  (:mod:`sparsesearch.pruning.sparse_state`): its size reflects the sparsity, and
-  ``sparsesearch.load_sparse(FILE, model)`` restores the exact state_dict into the task's architecture.
+  (:mod:`sparsesearch.pruning.sparse_state`): every non-zero of the masked model and nothing else, so its
+  size follows the sparsity; ``load_sparse(FILE, model)`` restores the exact state_dict into the task's
+  architecture. (The compacted model is smaller still: compaction also drops the weights that only ever
+  see a removed channel, and folds constant channels into biases.)
 * ``--save DIR`` writes an **MLflow model directory** of the model to deploy (the compacted model when the
   recipe's pattern removes whole channels, else the masked one), with the sparse state and ``costs.json``
   in its ``extra_files/`` (``mlflow.pytorch.load_model(DIR)``).
@@ -51,14 +53,9 @@ Echo = Callable[[str], None]
 
 def first_inputs(task: Any) -> Any | None:
     """The inputs of the task's first validation batch (None for a task with its own loop)."""
-    from sparsesearch.tasks.base import Task
-    from sparsesearch.tasks.data import split_batch
+    from sparsesearch.training.costs import example_inputs
 
-    if not isinstance(task, Task):
-        return None
-    for batch in task.val_data:
-        return (task.batch or split_batch)(batch)[0]
-    return None
+    return example_inputs(task)
 
 
 def _example(inputs: Any) -> Any | None:
@@ -251,7 +248,7 @@ def _write(target: Path, model: Any, inputs: Any, state: Path, costs_file: Path,
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(state, target)
         echo(f"wrote {target}: the sparse state, {size:,} bytes (load it into the task's model with "
-             "sparsesearch.load_sparse(path, model))")
+             "sparsesearch.pruning.sparse_state.load_sparse(path, model))")
         return
     import mlflow.pytorch
 

@@ -43,6 +43,19 @@ WARMUP = 5
 # ------------------------------------------------------------------------------------------ inputs
 
 
+def example_inputs(task: Any) -> Any | None:
+    """The inputs of the task's first validation batch (None for a task with its own loop, which has no data
+    sparsesearch can read)."""
+    from sparsesearch.tasks.base import Task
+    from sparsesearch.tasks.data import split_batch
+
+    if not isinstance(task, Task):
+        return None
+    for batch in task.val_data:
+        return (task.batch or split_batch)(batch)[0]
+    return None
+
+
 def batch_of(inputs: Any, batch_size: int | None) -> Any:
     """``inputs`` cut or repeated along the first dimension to ``batch_size`` rows (None: as they are)."""
     if batch_size is None:

@@ -95,3 +95,17 @@ def test_unstructured_patterns_measure_the_masked_model():
     m, pruner = pruned("1x1")
     costs, compaction = measure_costs(m, torch.randn(8, 16), masks=pruner, repeats=3)
     assert compaction is None and costs.measured == "masked"
+
+
+def test_example_inputs_are_the_first_validation_batch():
+    from sparsesearch.tasks import LoopTask, resolve_task
+    from sparsesearch.training.costs import example_inputs
+
+    task = resolve_task("digits-cnn")
+    x = example_inputs(task)
+    assert torch.equal(x, next(iter(task.val_data))[0])
+    text = example_inputs(resolve_task("text-transformer"))
+    assert set(text) == {"input_ids"}
+    loop = LoopTask(name="own", model=mlp, train=lambda *a: None, evaluate=lambda m: {"accuracy": 1.0},
+                    steps_per_epoch=1)
+    assert example_inputs(loop) is None
