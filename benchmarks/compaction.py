@@ -164,7 +164,7 @@ def main() -> None:
             for label, end in (("sparsesearch one-shot", 0), ("sparsesearch gradual", ft_epochs * spe // 2)):
                 model = copy.deepcopy(dense)
                 r = run(model, task, settings(name, ft_epochs, ft_lr), pruning=config(layers, target, end))
-                result = compact(model, {n: getattr(m, "weight") != 0 for n, m in model.named_modules()
+                result = compact(model, {n: m.weight != 0 for n, m in model.named_modules()
                                          if n in layers}, x)
                 results[label] = (r.test_value, parameter_count(result.model), result.kept)
                 print(f"  {label}: test {r.test_value:.4f}, params {results[label][1]:,}, kept {result.kept}: "
