@@ -165,9 +165,10 @@ def publish(study: optuna.Study, tracking_uri: str | None = None, *, parent_run_
 
 def _client(tracking: Any) -> Any:
     if isinstance(tracking, str):
+        from sparsesearch.report.runs import absolute
         from sparsesearch.tracking.mlflow import open_client
 
-        return open_client(tracking)
+        return open_client(absolute(tracking))
     return tracking
 
 

@@ -37,6 +37,16 @@ def tracking_uri_for(state: StudyState, given: str | None) -> str | None:
     return None
 
 
+def absolute(uri: str) -> str:
+    """``uri`` with a relative SQLite path made absolute (MLflow caches one store per URI string in a process,
+    so ``sqlite:///mlflow.db`` read from two folders would be the first folder's store twice)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path, sep, query = uri[len("sqlite:///"):].partition("?")
+        if path and path != ":memory:":
+            return "sqlite:///" + str(Path(path).expanduser().resolve()) + sep + query
+    return uri
+
+
 def reachable(uri: str, timeout: float = 3.0) -> str | None:
     """Why ``uri`` cannot be read (None when it looks readable): a missing SQLite file is not created, and an
     HTTP server that does not answer is not waited for."""
@@ -132,7 +142,7 @@ def open_view(study: str, state: StudyState, tracking_uri: str | None, notes: li
     try:
         from sparsesearch.tracking.mlflow import open_client
 
-        client = open_client(uri, attempts=2)
+        client = open_client(absolute(uri), attempts=2)
         experiment_id = _experiment_id(client, study, info)
         if experiment_id is None:
             notes.append(f"no MLflow experiment of study {study!r} in {mask_uri(uri)}: the report is drawn from "
