@@ -11,17 +11,20 @@ For each one the harness
    Hugging Face / torchvision models the configs were written for) for a few steps with sparsesearch's pruner,
 3. trains the same model from the same weights on the same batches with INC itself, in INC's own virtual
    environment, as a subprocess (``neural_compressor.compression.pruner.prepare_pruning`` for INC 2.x/3.x
-   configs; INC 2.6's ``experimental.pytorch_pruner`` and legacy pruners for INC 1.x configs),
+   configs; INC 2.6's ``experimental.pytorch_pruner`` and legacy pruners for INC 1.x configs; LPOT 1.6's pruners
+   for LPOT configs),
 4. compares the sparsity of every Linear/Conv layer at a few steps and at the end: a layer matches when the two
    differ by at most one pattern group (a 4x1 block, an N:M group, a channel) of that layer.
 
 Not part of the test run. Usage::
 
     python benchmarks/inc_parity.py --inc3 /path/to/venv-with-inc-3.7.1/bin/python \
-        [--inc2 /path/to/venv-with-inc-2.6/bin/python] [--only NAME ...] [--json out.json]
+        [--inc2 /path/to/venv-with-inc-2.6/bin/python] [--lpot /path/to/venv-with-lpot-1.6/bin/python] \
+        [--only NAME ...] [--json out.json] [--inc-rounding]
 
-INC's environment needs ``torch``, ``neural-compressor`` and ``numpy<2`` only; sparsesearch is never imported
-there (this file's worker part uses torch, yaml and INC alone).
+INC's environment needs ``torch``, ``neural-compressor`` and ``numpy<2`` only (LPOT 1.6: ``numpy==1.23.5`` and
+its own dependencies); sparsesearch is never imported there (this file's worker part uses torch, yaml and
+INC or LPOT alone).
 """
 
 from __future__ import annotations
@@ -383,6 +386,46 @@ def inc2_worker(entry: dict[str, Any]) -> dict[str, Any]:
     return {"snapshots": snaps}
 
 
+def lpot_worker(entry: dict[str, Any]) -> dict[str, Any]:
+    """Run one LPOT 1.4-1.6 ``weight_compression`` config with LPOT 1.6's pruners and hooks (``lpot.experimental
+    .Pruning``: on_epoch_begin, on_batch_begin, on_post_grad, on_batch_end, on_epoch_end)."""
+    from lpot.conf.config import Conf
+    from lpot.model.model import PyTorchModel
+    from lpot.pruners import PRUNERS
+
+    conf = Conf(str(CONFIGS / entry["file"])).usr_cfg
+    model = build(entry["model"], entry["seed"])
+    opt = torch.optim.SGD(model.parameters(), lr=entry["lr"])
+    wrapped = PyTorchModel(model)
+    section = conf.pruning.approach.weight_compression
+    names = {"basic_magnitude": "BasicMagnitude", "pattern_lock": "PatternLock",
+             "gradient_sensitivity": "GradientSensitivity"}
+    pruners = [PRUNERS[names[p.prune_type]](wrapped, p, section) for p in section.pruners]
+    spe = entry.get("steps_per_epoch", entry["steps"])
+    snaps = {}
+    checkpoints = _checkpoints(entry["steps"])
+    for step, (x, y) in enumerate(batches(entry["model"], entry["steps"], entry["seed"]), start=1):
+        if (step - 1) % spe == 0:
+            for p in pruners:
+                p.on_epoch_begin((step - 1) // spe)
+        for p in pruners:
+            p.on_batch_begin(step - 1)
+        loss = _loss(model, x, y)
+        opt.zero_grad()
+        loss.backward()
+        for p in pruners:
+            p.on_post_grad()
+        opt.step()
+        for p in pruners:
+            p.on_batch_end()
+        if step % spe == 0:
+            for p in pruners:
+                p.on_epoch_end()
+        if step in checkpoints:
+            snaps[str(step)] = sparsities(model)
+    return {"snapshots": snaps}
+
+
 # ------------------------------------------------------------------------------------------ sparsesearch side
 
 
@@ -502,9 +545,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inc3", help="python of a virtual environment with neural-compressor 3.7.1")
     parser.add_argument("--inc2", help="python of a virtual environment with neural-compressor 2.6 (INC 1.x configs)")
+    parser.add_argument("--lpot", help="python of a virtual environment with lpot 1.6 (LPOT 1.4-1.6 configs)")
     parser.add_argument("--only", nargs="*", help="config names to run")
     parser.add_argument("--json", help="write every result here")
-    parser.add_argument("--worker", choices=("inc3", "inc2"), help=argparse.SUPPRESS)
+    parser.add_argument("--inc-rounding", action="store_true",
+                        help="diagnostic: round sparsesearch's budgets down as INC does (int(blocks * sparsity)) by "
+                        "patching the engine's rounding in this process; not a library setting")
+    parser.add_argument("--worker", choices=("inc3", "inc2", "lpot"), help=argparse.SUPPRESS)
     parser.add_argument("--entry", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -514,19 +561,21 @@ def main(argv: list[str] | None = None) -> int:
 
         logging.disable(logging.WARNING)
         entry = json.loads(args.entry)
-        result = (inc3_worker if args.worker == "inc3" else inc2_worker)(entry)
+        result = {"inc3": inc3_worker, "inc2": inc2_worker, "lpot": lpot_worker}[args.worker](entry)
         Path(args.out).write_text(json.dumps(result))
         return 0
 
     import logging
 
     logging.basicConfig(level=logging.ERROR)
+    if args.inc_rounding:
+        _round_down_like_inc()
     rows = []
     for entry in load_manifest():
         if args.only and entry["name"] not in args.only:
             continue
         ours = sparsesearch_run(entry)
-        python = args.inc2 if entry["engine"] == "inc2" else args.inc3
+        python = {"inc2": args.inc2, "inc3": args.inc3, "lpot": args.lpot}.get(entry["engine"])
         inc: dict[str, Any] = {}
         if entry["engine"] != "none" and python and ours.get("runs"):
             inc = _run_worker(python, entry["engine"], entry)
@@ -540,6 +589,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
     return 0
+
+
+def _round_down_like_inc() -> None:
+    """Diagnostic only: make the engine floor its budgets the way INC's ``int(total * ratio)`` does."""
+    import sparsesearch.pruning.pruner as pruner_module
+    import sparsesearch.pruning.select as select_module
+
+    def floor(x: float, ndigits: int | None = None) -> Any:
+        return math.floor(x + 1e-9) if ndigits is None else round(x, ndigits)
+
+    pruner_module.round = floor  # type: ignore[attr-defined]
+    select_module.round = floor  # type: ignore[attr-defined]
 
 
 def _status(row: dict[str, Any]) -> str:
@@ -575,7 +636,7 @@ def _line(row: dict[str, Any]) -> str:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| config | written as | model | sparsesearch | INC overall | sparsesearch overall | layers within one "
+    lines = ["| config | written as | model | sparsesearch | INC (LPOT) overall | sparsesearch overall | layers within one "
              "group (end) | largest layer difference (groups) | checkpoints matching |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:

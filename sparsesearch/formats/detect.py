@@ -22,7 +22,7 @@ def detect_format(data: Any) -> str | None:
         if "groups" in pruning:
             return "recipe"
         if "approach" in pruning:
-            return "inc-yaml"  # INC 2.x YAML files also carry version: 1.0 and model: sections
+            return "inc-yaml"  # INC 2.x, INC 1.x and LPOT 1.4-1.6 YAML (they also carry version: and model:)
         if set(pruning) & set(_LPOT_KEYS):
             return "lpot"
     if "version" in keys:

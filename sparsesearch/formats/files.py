@@ -1,5 +1,7 @@
 """Reading any config file sparsesearch understands: a recipe, a bare pruning config, an INC
-``WeightPruningConfig`` or pruning YAML, an LPOT YAML, or a study spec.
+``WeightPruningConfig`` or pruning YAML (INC 2.x ``weight_compression_v2``, INC 1.x and LPOT 1.4-1.6
+``weight_compression`` / ``weight_compression_pytorch``, their ``!PrunerV2`` / ``!Pruner`` tags read as plain
+mappings), an LPOT YAML, or a study spec.
 
 Reading is safe (plain YAML only: nothing is imported or run) and strict (errors name file, line, key
 path, the bad value and what is allowed).
@@ -63,7 +65,7 @@ def translate_key(key: str | None, origins: Mapping[str, str]) -> str | None:
 
 
 _KIND_NAMES = {"recipe": "sparsesearch recipe", "pruning": "sparsesearch pruning config",
-               "inc": "INC WeightPruningConfig", "inc-yaml": "INC pruning YAML", "lpot": "LPOT pruning YAML",
+               "inc": "INC WeightPruningConfig", "inc-yaml": "INC pruning YAML (INC 2.x, or INC 1.x / LPOT 1.4-1.6)", "lpot": "LPOT pruning YAML",
                "study": "sparsesearch study spec"}
 _TOP_KEYS = ("version", "pruning", "groups", "pruning_configs", *INC_DEFAULTS, *_STUDY_KEYS)
 

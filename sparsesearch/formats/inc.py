@@ -678,7 +678,9 @@ def _export_group(group: PruningGroup, label: str, steps_per_epoch: int | None, 
             raise ConfigError("INC's group lasso works with NxM block patterns only", key=f"{label}.pattern",
                               value=group.pattern, allowed="an NxM pattern for group_lasso, to export to INC")
         lost.append(f"{label}: group_lasso written as INC's magnitude criterion with reg_type group_lasso "
-                    f"(reg_coeff {group.reg_coeff:g}); INC's regulariser is a decoupled shrinkage, not a loss term")
+                    f"(reg_coeff {group.reg_coeff:g}); INC's regulariser is a decoupled shrinkage, not a loss term, "
+                    "that scales each block by α/‖its gradient‖ and blows up where gradients are small (NaN weights "
+                    "in the parity benchmark)")
         ptype = "magnitude"
         extra = {"reg_type": "group_lasso", "parameters": {"reg_coeff": group.reg_coeff}}
     elif ptype not in INC_TYPES:

@@ -1,4 +1,8 @@
-"""Import of LPOT pruning YAML files (LPOT 1.x), as recipes.
+"""Import of LPOT pruning YAML files (LPOT 1.0-1.3's ``pruning:`` section), as recipes.
+
+LPOT 1.4-1.6 files (``pruning: approach: weight_compression`` with ``!Pruner`` entries) are INC 1.x's format
+and are read by :mod:`sparsesearch.formats.inc1` (``import_inc1(data, flavor="lpot")`` for LPOT's own epoch
+schedule).
 
 LPOT ``pruning:`` section
 -------------------------
