@@ -103,6 +103,16 @@ class Study:
                               allowed=f"0 .. {len(study.trials) - 1}")
         return recipe_for_trial(study, found[0])
 
+    def report(self, path: str | os.PathLike[str] | None = None, *, tracking_uri: str | None = None) -> str:
+        """The study report (one self-contained HTML page); written to ``path`` when given. ``tracking_uri``
+        adds the MLflow runs' per-epoch histories and per-layer tables."""
+        from sparsesearch.report import build_report
+
+        html = build_report(self.optuna(), tracking_uri, pngs=False).html
+        if path is not None:
+            Path(path).write_text(html, encoding="utf-8")
+        return html
+
     def export(self, path: str | os.PathLike[str], trial: int | None = None, *, overwrite: bool = False) -> Path:
         """Write :meth:`recipe` to ``path`` (an existing file is kept unless ``overwrite``)."""
         return write_recipe(self.recipe(trial), path, overwrite=overwrite)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -234,11 +236,34 @@ def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float
         sys.exit(128 + _signal_number(result.stopped_by))
     if result.error:  # every trial failed: the study has nothing to show, and says why
         raise SparseSearchError(result.error)
+    _end_of_run_report(study, spec.name, spec.tracking.uri)
     click.echo("next:")
     click.echo(f"  sparsesearch show {spec_path}          # the front and the study summary")
     click.echo(f"  sparsesearch export {spec_path} -o {spec.name}.recipe.yaml")
     if spec.tracking.uri:
         click.echo(f"  sparsesearch ui {spec_path}            # MLflow UI: parent run, trial runs, curves")
+
+
+def _end_of_run_report(study: Any, name: str, tracking_uri: str | None) -> None:
+    """The study report at the end of ``run``: NAME.report.html here (never replacing a file that is not one of
+    its own reports) and, when tracked, the page and its figures on the study's MLflow run."""
+    from sparsesearch.cli.report import _check_output
+    from sparsesearch.errors import ConfigError
+    from sparsesearch.report import publish, write_report
+
+    path = f"{name}.report.html"
+    try:
+        report = publish(study, tracking_uri) if tracking_uri else None
+        _check_output(path, None, force=False)
+        if report is not None:
+            Path(path).write_text(report.html, encoding="utf-8")
+        else:
+            write_report(study, path, tracking_uri)
+        click.echo(f"report: {path}" + (" (also on the study's MLflow run)" if report is not None else ""))
+    except ConfigError as exc:
+        click.echo(f"note: no report written: {exc}", err=True)
+    except Exception as exc:  # noqa: BLE001 - the study is recorded; a report failure must not hide that
+        logging.getLogger(__name__).warning("the study report could not be built: %s", exc)
 
 
 @main.command()
@@ -285,7 +310,7 @@ def show(spec: str | None, study_name: str | None, storage: str | None) -> None:
         click.echo("no Pareto front yet: the study has no completed feasible trial")
     if why:
         click.echo(f"no trial selected: {why}")
-    beyond = _beyond_constraint(trials, state.maximize)
+    beyond = _beyond_constraint(study, trials, state.maximize)
     if beyond:
         click.echo(f"beyond the constraint ({len(beyond)} trials too far from dense, best per sparsity; "
                    "export one with --trial N):")
@@ -301,13 +326,13 @@ def show(spec: str | None, study_name: str | None, storage: str | None) -> None:
         click.echo(f"tracking: {uri}, experiment {info.get('experiment')!r}, study run {info.get('parent_run_id')}")
 
 
-def _beyond_constraint(trials: list, maximize: bool) -> list:
+def _beyond_constraint(study: Any, trials: list, maximize: bool) -> list:
     """Complete trials that break the constraint and that no other such trial beats on both objectives,
     sparsest first: the high end a user came for, shown even though the constraint keeps it off the front."""
     from sparsesearch.search import pareto
 
-    broken = [t for t in trials if t.state.name == "COMPLETE" and t.values
-              and any(c > 0 for c in (t.system_attrs.get("constraints") or ()))]
+    feasible = pareto.feasibility(study)
+    broken = [t for t in trials if t.state.name == "COMPLETE" and t.values and not feasible.get(t.number, True)]
     keep = {p.number for p in pareto.non_dominated(pareto.points(broken, maximize))}
     return sorted((t for t in broken if t.number in keep), key=lambda t: -t.values[1])
 

@@ -19,14 +19,12 @@ re-trained (:func:`sparsesearch.search.reproduce.reproduce`: the trial's seeds a
 the trial's result, checked against its recorded metrics), and the model is then logged to the run so the
 next export finds it.
 
-This module and :mod:`sparsesearch.tracking.mlflow` are the ones that import mlflow (here: its PyTorch
-model flavor); heavy imports happen inside the functions, so ``export`` without ``--save`` stays light.
+MLflow itself is reached through :mod:`sparsesearch.tracking.models` (the tracking package is the only one
+that imports mlflow); heavy imports happen inside the functions, so ``export`` without ``--save`` stays light.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import shutil
 import tempfile
@@ -37,13 +35,16 @@ from typing import Any
 import click
 
 from sparsesearch.records.urls import STORAGE_ENV, TRACKING_ENV, from_environment
+from sparsesearch.tracking.models import (
+    STATE_FILE,
+    log_model,
+    register_logged,
+    save_model_dir,
+    saved_state,
+    store_exists,
+)
 
-#: the trial run's artifact folder holding the sparse state and costs
-ARTIFACT_DIR = "sparsesearch_model"
-STATE_FILE = "sparse_state.pt"
 COSTS_FILE = "costs.json"
-#: rows of the first validation batch kept as MLflow's input example
-EXAMPLE_ROWS = 8
 
 Echo = Callable[[str], None]
 
@@ -58,111 +59,7 @@ def first_inputs(task: Any) -> Any | None:
     return example_inputs(task)
 
 
-def _example(inputs: Any) -> Any | None:
-    """The first rows of ``inputs`` as numpy (MLflow's input example), or None when they are not tensors."""
-    import torch
-
-    if isinstance(inputs, torch.Tensor):
-        return inputs[:EXAMPLE_ROWS].detach().cpu().numpy()
-    if isinstance(inputs, Mapping) and all(isinstance(v, torch.Tensor) for v in inputs.values()):
-        return {k: v[:EXAMPLE_ROWS].detach().cpu().numpy() for k, v in inputs.items()}
-    return None
-
-
 # ------------------------------------------------------------------------------------------ MLflow
-
-
-def _store_exists(uri: str) -> bool:
-    return not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).exists()
-
-
-def _mlflow(tracking_uri: str) -> Any:
-    import os
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow
-
-    from sparsesearch.records.urls import with_driver
-
-    mlflow.set_tracking_uri(with_driver(tracking_uri))
-    return mlflow
-
-
-def saved_state(tracking_uri: str | None, run_id: str | None, dst: Path) -> Path | None:
-    """A local copy of the sparse state an earlier ``--save`` logged to the trial's run, or None."""
-    if not tracking_uri or not run_id or not _store_exists(tracking_uri):
-        return None
-    from sparsesearch.tracking import fetch_artifact
-
-    try:
-        path = fetch_artifact(tracking_uri, f"runs:/{run_id}/{ARTIFACT_DIR}/{STATE_FILE}", dst)
-    except (FileNotFoundError, OSError):
-        return None
-    except Exception:  # noqa: BLE001 - an MLflow store that cannot answer: re-train instead
-        return None
-    return path if path.is_file() else None
-
-
-def _pytorch_model(save: Callable[..., Any], model: Any, example: Any, **kwargs: Any) -> Any:
-    """``save(model, ...)`` as a torch.export program (MLflow's default, needs an input example), falling back
-    to a pickled module for models torch.export cannot capture."""
-    import torch
-
-    requirements = [f"torch=={torch.__version__.split('+')[0]}"]
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        # MLflow prints the exported graph and its registry steps; the command says what it did
-        if example is not None:
-            try:
-                return save(model, input_example=example, pip_requirements=requirements, **kwargs)
-            except Exception:  # noqa: BLE001 - torch.export refuses many real models; pickling still works
-                pass
-        return save(model, input_example=example, pip_requirements=requirements, serialization_format="pickle",
-                    **kwargs)
-
-
-def log_model(model: Any, *, tracking_uri: str, run_id: str, inputs: Any, files: list[Path],
-              metrics: Mapping[str, float], register: str | None) -> str:
-    """Log ``model`` to the run ``run_id`` (MLflow PyTorch flavor), ``files`` under its
-    :data:`ARTIFACT_DIR` artifacts and ``metrics``; register it as ``register``. Returns the model's URI."""
-    from sparsesearch.errors import ConfigError
-    from sparsesearch.records.urls import mask_uri
-
-    _mlflow(tracking_uri)
-    import mlflow
-    import mlflow.pytorch
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient()
-    try:
-        status = client.get_run(run_id).info.status
-    except MlflowException as exc:
-        raise ConfigError(f"the trial's MLflow run cannot be read: {exc.message}", key="provenance.run_id",
-                          value=run_id, allowed=f"a run in {mask_uri(tracking_uri)} (--tracking-uri)") from None
-    with mlflow.start_run(run_id=run_id):
-        info = _pytorch_model(mlflow.pytorch.log_model, model, _example(inputs), name="model",
-                              registered_model_name=register)
-        for f in files:
-            mlflow.log_artifact(str(f), ARTIFACT_DIR)
-        if metrics:
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-    if status != "FINISHED":  # start_run/end_run marks it FINISHED; keep what the search said
-        client.set_terminated(run_id, status=status)
-    return str(info.model_uri)
-
-
-def register_logged(tracking_uri: str, run_id: str, name: str) -> str | None:
-    """Register the model an earlier ``--save`` logged to the run; None when the run has none."""
-    mlflow = _mlflow(tracking_uri)
-    experiment = mlflow.MlflowClient().get_run(run_id).info.experiment_id
-    found = mlflow.search_logged_models(experiment_ids=[experiment], filter_string=f"source_run_id = '{run_id}'",
-                                        output_format="list")
-    models = [m for m in found if m.name == "model"]
-    if not models:
-        return None
-    uri = f"models:/{models[-1].model_id}"
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        version = mlflow.register_model(uri, name)
-    return f"{name} version {version.version}"
 
 
 # ------------------------------------------------------------------------------------------ saving
@@ -185,7 +82,7 @@ def take_home(model: Any, task: Any, recipe: Any, *, save: str | None, register:
     from sparsesearch.training.costs import measure_costs
 
     run_id = recipe.provenance.run_id
-    tracked = bool(tracking_uri and run_id and _store_exists(tracking_uri))
+    tracked = bool(tracking_uri and run_id and store_exists(tracking_uri))
     if register and not tracked:
         raise ConfigError("--register needs the trial's MLflow run: the recipe has no run id or its tracking store "
                           "is not here", key="--register", value=register,
@@ -250,13 +147,10 @@ def _write(target: Path, model: Any, inputs: Any, state: Path, costs_file: Path,
         echo(f"wrote {target}: the sparse state, {size:,} bytes (load it into the task's model with "
              "sparsesearch.pruning.sparse_state.load_sparse(path, model))")
         return
-    import mlflow.pytorch
-
     if target.exists() and overwrite:
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     try:
-        _pytorch_model(mlflow.pytorch.save_model, model, _example(inputs), path=str(target),
-                       extra_files=[str(state), str(costs_file)])
+        save_model_dir(model, inputs, target, extra_files=[state, costs_file])
     except Exception:
         if target.exists():
             shutil.rmtree(target, ignore_errors=True)

@@ -7,7 +7,6 @@ their per-epoch curves (``TrialRecord.curve``), the front, the hypervolume and t
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from sparsesearch.records.state import StudyState, TrialRecord
 from sparsesearch.report import runs
 from sparsesearch.report.links import run_url
 from sparsesearch.search import pareto
-from sparsesearch.search.results import trials_frame
+from sparsesearch.search.results import feasibility, param_importances, trials_frame
 
 if TYPE_CHECKING:
     import optuna
@@ -132,7 +131,7 @@ def collect(study: optuna.Study, tracking_uri: str | None = None, *, mlflow_url:
                      hypervolume=_hypervolume(study, state, trials), importances={}, counts=counts,
                      max_drop=max_drop, relative=relative, floor=floor, tracking=view, notes=notes,
                      ui_url=mlflow_url)
-    data.importances = _importances(study, data, notes)
+    data.importances = param_importances(study, (data.metric_label, "sparsity"), notes)
     return data
 
 
@@ -147,34 +146,13 @@ def _trials(study: optuna.Study, state: StudyState) -> pd.DataFrame:
     frame["test_value"] = frame.get(f"test_{metric}")
     if f"val_{metric}" in frame:  # a stopped trial's last value is in its metrics when trials_frame has none
         frame["value"] = frame["value"].fillna(frame[f"val_{metric}"])
-    frame["feasible"] = frame["trial"].map(_feasibility(study, state))
+    frame["feasible"] = frame["trial"].map(feasibility(study, state))
     frame["url"] = None
     for column in TRIAL_COLUMNS:
         if column not in frame:
             frame[column] = None
     frame["run_id"] = frame["run_id"].astype(object)
     return frame
-
-
-def _feasibility(study: optuna.Study, state: StudyState) -> dict[int, bool]:
-    """Whether each trial keeps the constraint: its recorded constraint values (Optuna 5 keeps them by name in
-    ``FrozenTrial.constraints``, Optuna 4 as a list in the system attribute ``constraints``) are all <= 0;
-    without recorded values, its metric is compared with the floor. Only complete trials can be feasible."""
-    _, _, floor = constraint_floor(state)
-    out = {}
-    for t in study.get_trials(deepcopy=False):
-        if t.state.name != "COMPLETE" or not t.values:
-            out[t.number] = False
-            continue
-        recorded = getattr(t, "constraints", None)
-        values = list(recorded.values()) if isinstance(recorded, Mapping) else t.system_attrs.get("constraints")
-        if values:
-            out[t.number] = all(float(c) <= 0 for c in values)
-        elif floor is not None:
-            out[t.number] = t.values[0] >= floor - 1e-12 if state.maximize else t.values[0] <= floor + 1e-12
-        else:
-            out[t.number] = True
-    return out
 
 
 def _history(study: optuna.Study, state: StudyState, numbers: list[int],
@@ -227,39 +205,6 @@ def _hypervolume(study: optuna.Study, state: StudyState, trials: pd.DataFrame) -
         hv = pareto.study_hypervolume(front, state.spec, state.dense_value) if front else 0.0
         rows.append({"k": k, "trial": t.number, "hypervolume": hv, "front_size": len(front)})
     return pd.DataFrame(rows, columns=["k", "trial", "hypervolume", "front_size"])
-
-
-def _importances(study: optuna.Study, data: StudyData, notes: list[str]) -> dict[str, dict[str, float]]:
-    """Optuna's parameter importances for each objective; a note instead when they cannot be computed."""
-    import optuna
-
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.values]
-    if len(complete) < 2:
-        notes.append("parameter importance needs at least 2 complete trials")
-        return {}
-    varying = {name for name in set().union(*(t.params for t in complete))
-               if len({repr(t.params.get(name)) for t in complete}) > 1}
-    if not varying:
-        notes.append("parameter importance needs parameters that vary between complete trials")
-        return {}
-    out: dict[str, dict[str, float]] = {}
-    for index, label in enumerate((data.metric_label, "sparsity")):
-        def target(t: optuna.trial.FrozenTrial, i: int = index) -> float:
-            return float(t.values[i])
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                found = optuna.importance.get_param_importances(
-                    study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), target=target)
-        except (RuntimeError, ValueError, ZeroDivisionError) as exc:
-            notes.append(f"parameter importance for {label} could not be computed: {exc}")
-            continue
-        if found:
-            out[label] = {str(k): float(v) for k, v in found.items()}
-    if not out and not any(n.startswith("parameter importance") for n in notes):
-        notes.append("parameter importance: the complete trials share no varying parameter")
-    return out
 
 
 def layer_matrix(data: StudyData) -> tuple[list[str], list[str], list[list[float | None]]] | None:

@@ -31,6 +31,7 @@ from optuna._hypervolume import compute_hypervolume  # Optuna's exact WFG implem
 from optuna.trial import FrozenTrial
 
 from sparsesearch.errors import ConfigError, SparseSearchError
+from sparsesearch.records.state import StudyState
 from sparsesearch.records.study import RULES, Export
 
 REFERENCE = (0.0, 0.0)
@@ -174,3 +175,35 @@ def knee(front: Sequence[Point]) -> Point:
     distance = (a + s - 1.0) / np.sqrt(2.0)
     best = max(range(len(pts)), key=lambda i: (round(float(distance[i]), 12), pts[i].score, -pts[i].number))
     return pts[best]
+
+
+def feasibility(study: optuna.Study, state: StudyState | None = None) -> dict[int, bool]:
+    """Whether each trial keeps the constraint: its recorded constraint values (Optuna 5 keeps them by name in
+    ``FrozenTrial.constraints``, Optuna 4 as a list in the system attribute ``constraints``) are all <= 0;
+    without recorded values, its metric is compared with the floor. Only complete trials can be feasible."""
+    state = state or StudyState.of(study.user_attrs)
+    floor = floor_of(state)
+    out = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state.name != "COMPLETE" or not t.values:
+            out[t.number] = False
+            continue
+        recorded = getattr(t, "constraints", None)
+        values = list(recorded.values()) if isinstance(recorded, Mapping) else t.system_attrs.get("constraints")
+        if values:
+            out[t.number] = all(float(c) <= 0 for c in values)
+        elif floor is not None:
+            out[t.number] = t.values[0] >= floor - 1e-12 if state.maximize else t.values[0] <= floor + 1e-12
+        else:
+            out[t.number] = True
+    return out
+
+
+def floor_of(state: StudyState) -> float | None:
+    """The objective's feasibility floor (the constraint), in the metric's units."""
+    drop, relative = spec_constraint(state.spec)
+    dense = state.dense_value
+    if drop is None or dense is None:
+        return None
+    allowed = allowed_drop(dense, drop, relative)
+    return dense - allowed if state.maximize else dense + allowed
