@@ -7,6 +7,7 @@ their summaries.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -95,6 +96,10 @@ def best_text(best: pareto.Point | None) -> str:
     return f"trial {best.number}: val {best.value:.4f} @ sparsity {best.sparsity:.4f}"
 
 
+#: seconds between two "waiting for the dense baseline" lines
+WAITING_REPEAT_S = 15.0
+
+
 class ProgressEvents(Events):
     """tqdm bars over trials and epochs, with the best-so-far; silent when stderr is not a terminal."""
 
@@ -153,6 +158,31 @@ class ProgressEvents(Events):
             self._trials.set_postfix_str(f"best {self._best}", refresh=False)
             self._trials.update(1)
 
+    def _say(self, text: str) -> None:
+        """A line of its own, above the bars when they are drawn."""
+        if self.enabled and (self._epochs is not None or self._trials is not None):
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stderr)
+        else:
+            click.echo(text, err=True)
+
+    def baseline_waiting(self, worker: str, silent_s: float, takeover_s: float) -> None:
+        now = time.monotonic()
+        if now - getattr(self, "_waiting_said", -1e9) < WAITING_REPEAT_S:
+            return
+        self._waiting_said = now
+        self._say(f"waiting for {worker} to train the dense baseline (last heartbeat {silent_s:.0f}s ago; "
+                  f"this worker takes it over after {takeover_s:.0f}s of silence)")
+
+    def trial_lost(self, number: int, reason: str, retried: bool) -> None:
+        self._say(f"trial {number}: {reason}; " + ("queued again" if retried else "not queued again (retries used up)"))
+
+    def trials_waiting(self, running: Sequence[int]) -> None:
+        numbers = ", ".join(str(n) for n in running)
+        self._say(f"waiting for trial{'s' if len(running) > 1 else ''} {numbers} on other workers (a lost one is "
+                  "run again here)")
+
     def close(self) -> None:
         for bar in (self._epochs, self._trials):
             if bar is not None:
@@ -165,6 +195,8 @@ def counts_text(counts: Mapping[str, int]) -> str:
              f"{counts.get('FAIL', 0)} failed"]
     if counts.get("INTERRUPTED"):
         parts.append(f"{counts['INTERRUPTED']} interrupted")
+    if counts.get("LOST"):
+        parts.append(f"{counts['LOST']} lost with their worker")
     if counts.get("RUNNING"):
         parts.append(f"{counts['RUNNING']} running")
     return ", ".join(parts)

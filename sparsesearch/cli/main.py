@@ -189,7 +189,8 @@ def run(ctx: click.Context, spec_path: str, n_trials: int | None, timeout: float
         tracking_uri: str | None, seed: int | None, task_ref: str | None, trust_task: bool) -> None:
     """Run a study, or resume the study of the same name: sample, prune, train, track.
 
-    Several workers may run the same spec against one shared storage (PostgreSQL). Ctrl-C stops cleanly.
+    Several workers may run the same spec against one shared storage (PostgreSQL); a worker that dies is
+    noticed by the others, which run its trial again. Ctrl-C or SIGTERM stops cleanly (exit 130 or 143).
     """
     import dataclasses
 

@@ -24,6 +24,8 @@ class StudyState:
     #: masked tracking URI -> {"parent_run_id": ..., "experiment": ...}
     tracking: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     created_by: str | None = None
+    #: a unique id of the study, set when it is created (tags its tracking runs, whoever opens them)
+    uid: str | None = None
     #: the objective metric: {"name": ..., "direction": "maximize" | "minimize"}
     objective: Mapping[str, Any] = field(default_factory=dict)
     #: the worker training the dense baseline, and when it last said so (seconds since the epoch)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,14 @@ class Events:
     def trial_epoch(self, number: int, epoch: int, metrics: Mapping[str, float]) -> None: ...
     def trial_done(self, number: int, state: str, values: tuple[float, float] | None, reason: str | None,
                    best: pareto.Point | None) -> None: ...
+    def baseline_waiting(self, worker: str, silent_s: float, takeover_s: float) -> None:
+        """Another worker (``host:pid``) is training the dense baseline; its last heartbeat was ``silent_s``
+        seconds ago, and this worker takes the baseline over after ``takeover_s`` seconds of silence."""
+    def trial_lost(self, number: int, reason: str, retried: bool) -> None:
+        """This worker found trial ``number`` of a lost worker and failed it (``retried``: queued again)."""
+    def trials_waiting(self, running: Sequence[int]) -> None:
+        """Every remaining trial is running elsewhere: this worker waits for ``running`` to finish (or to be
+        found lost, then it runs their retries)."""
 
 
 @dataclass
@@ -40,3 +48,7 @@ class StudyResult:
     parent_run_id: str | None
     tracking: str
     messages: list[str] = field(default_factory=list)
+    #: the signal that stopped this run ("SIGINT", "SIGTERM"); None when it was not interrupted by one
+    stopped_by: str | None = None
+    #: why the study has nothing to show: every trial failed (the first failure's reason); None otherwise
+    error: str | None = None

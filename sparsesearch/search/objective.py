@@ -1,4 +1,10 @@
-"""One trial: sample a pruning config, train from the dense weights with the pruner in the loop, record."""
+"""One trial: sample a pruning config, train from the dense weights with the pruner in the loop, record.
+
+The trial names its worker (``worker``) at once and its tracking run's id (``run_id``) after its first
+epoch, so that if the worker dies, whoever finds the trial lost can end that run. However the trial ends,
+its run is ended with it: FINISHED, KILLED (stopped early, interrupted) or FAILED (diverged, the task
+raised, or the worker could not record the trial: that last error stops the study).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,12 @@ from optuna.trial import TrialState
 
 from sparsesearch.errors import SparseSearchError, TrainingDiverged
 from sparsesearch.records.state import TrialRecord
+from sparsesearch.records.urls import mask_text
 from sparsesearch.search.context import Context
 from sparsesearch.search.early_stopping import Stopper
 from sparsesearch.search.events import Events
 from sparsesearch.search.export import build_recipe, recipe_text
+from sparsesearch.search.signals import StopSignals
 from sparsesearch.search.storage import INTERRUPTED
 from sparsesearch.tracking import FAILED, FINISHED, KILLED, Tracker, TrialRun, flatten
 from sparsesearch.training.runs import RunResult, run
@@ -30,11 +38,15 @@ class TrialFailed(SparseSearchError):
 class Objective:
     """One trial: sample, build the pruner, train from the dense weights, evaluate, record."""
 
-    def __init__(self, study: optuna.Study, ctx: Context, tracker: Tracker, events: Events) -> None:
+    def __init__(self, study: optuna.Study, ctx: Context, tracker: Tracker, events: Events,
+                 stop: StopSignals | None = None, worker: str | None = None) -> None:
         self.study = study
         self.ctx = ctx
         self.tracker = tracker
         self.events = events
+        self.stop = stop or StopSignals()
+        self.worker = worker
+        self._open: TrialRun | None = None  # the run of the trial in progress, until it is ended
 
     def _completed_curves(self) -> list[list[tuple[float, float]]]:
         if not (self.ctx.spec.early_stopping.enabled and "dominated" in self.ctx.spec.early_stopping.rules):
@@ -43,7 +55,33 @@ class Objective:
         return [list(TrialRecord.of(t.user_attrs).curve) for t in trials]
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        try:
+            return self._trial(trial)
+        except (KeyboardInterrupt, TrialFailed, optuna.TrialPruned):
+            raise  # recorded where it happened
+        except optuna.exceptions.UpdateFinishedTrialError:
+            reason = ("another worker failed this trial as lost while it ran (this worker sent no heartbeat for "
+                      "longer than the grace period: was it suspended?)")
+            log.warning("trial %d: %s", trial.number, reason)
+            self._end_open_run(reason)
+            self.events.trial_done(trial.number, "FAIL", None, reason, None)
+            raise TrialFailed(reason) from None
+        except Exception as exc:  # the worker could not record the trial (storage, disk): end its run, stop
+            self._end_open_run(f"this worker could not record the trial: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self._open = None
+
+    def _end_open_run(self, reason: str) -> None:
+        if self._open is not None:
+            run_handle, self._open = self._open, None
+            self.tracker.finish_trial(run_handle, FAILED, tags={"sparsesearch.state": "FAIL",
+                                                                "sparsesearch.stop_reason": mask_text(reason)[:5000]})
+
+    def _trial(self, trial: optuna.Trial) -> tuple[float, float]:
         ctx = self.ctx
+        if self.worker:
+            trial.set_user_attr("worker", self.worker)
         plan = ctx.space.sample(trial)
         settings = ctx.settings(plan)
         config = plan.pruning.to_dict()
@@ -53,9 +91,14 @@ class Objective:
         trial.set_user_attr("summary", plan.summary)
         params = {**flatten({"pruning": config["groups"][0]}), **flatten({"training": training}),
                   "allocation": plan.summary.get("allocation")}
-        warm = TrialRecord.of(trial.user_attrs).warm_start
-        run_handle = self.tracker.start_trial(trial.number, params,
-                                              tags={"sparsesearch.warm_start": warm} if warm else None)
+        record = TrialRecord.of(trial.user_attrs)
+        tags = {"sparsesearch.warm_start": record.warm_start} if record.warm_start else {}
+        if record.retry_of is not None:
+            tags["sparsesearch.retry_of"] = str(record.retry_of)
+            log.info("trial %d re-runs trial %d (its worker was lost)", trial.number, record.retry_of)
+        run_handle = self.tracker.start_trial(trial.number, params, tags=tags or None)
+        self._open = run_handle
+        log.info("trial %d started%s", trial.number, f" by {self.worker}" if self.worker else "")
         self.events.trial_started(trial.number, plan.summary, plan.epochs)
         metric = ctx.metric
         key = f"val_{metric.name}"
@@ -65,12 +108,18 @@ class Objective:
         def on_epoch(epoch: int, metrics: dict[str, float]) -> str | None:
             shown = {k: v for k, v in metrics.items() if k != "target_reached"}
             self.tracker.log_epoch(run_handle, epoch, shown)
+            if epoch == 0 and self.tracker.enabled:  # the run exists by now: name it on the trial at once
+                with self.stop.held():
+                    run_id = run_handle.run_id
+                    if run_id:
+                        trial.set_user_attr("run_id", run_id)
             self.events.trial_epoch(trial.number, epoch, shown)
             return stopper.check(epoch, metrics[key], metrics["sparsity"], bool(metrics.get("target_reached")))
 
         try:
-            result = run(ctx.start_model(), ctx.task, settings, pruning=plan.pruning, on_epoch=on_epoch,
-                         steps_per_epoch=ctx.steps_per_epoch)
+            with self.stop.armed():
+                result = run(ctx.start_model(), ctx.task, settings, pruning=plan.pruning, on_epoch=on_epoch,
+                             steps_per_epoch=ctx.steps_per_epoch)
         except KeyboardInterrupt:
             trial.set_user_attr("stop_reason", INTERRUPTED)
             self._finish(trial, run_handle, KILLED, None, None, tags={"sparsesearch.state": "FAIL",
@@ -131,5 +180,6 @@ class Objective:
         metrics = None
         if result is not None:  # the per-epoch curves already end with the final val_accuracy and sparsity
             metrics = {k: v for k, v in TrialRecord.of(trial.user_attrs).metrics.items() if k not in EPOCH_KEYS}
+        self._open = None
         self.tracker.finish_trial(run_handle, status, metrics=metrics, layers=result.layers if result else None,
                                   recipe_yaml=recipe_yaml, tags=tags)

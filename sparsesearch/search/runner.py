@@ -127,22 +127,23 @@ def run_study(spec: StudySpec, *, events: Events | None = None, tracker: Tracker
     liveness = liveness or Liveness.from_env()
     with StopSignals() as stop:  # SIGTERM is Ctrl-C; neither lands in the middle of a write
         ctx = build_context(spec, task=task, trust_task=trust_task, source=source)  # validates the spec against the task's model before anything starts
+        lost = LostTrials(liveness.max_retry)
+        storage = make_storage(spec.storage, heartbeat_interval=liveness.heartbeat_interval,
+                               grace_period=liveness.grace_period, on_stale=lost)  # an unreachable one fails here
         own_tracker = tracker is None
         if tracker is None:
             tracker = make_tracker(spec.tracking.uri, artifact_root=getattr(spec.tracking, "artifact_root", None))
         try:
-            return _run(spec, ctx, events, tracker, workdir, messages, started, liveness, stop)
+            return _run(spec, ctx, events, tracker, storage, lost, workdir, messages, started, liveness, stop)
         finally:
             if own_tracker:
                 tracker.close()
 
 
-def _run(spec: StudySpec, ctx: Context, events: Events, tracker: Tracker, workdir: Path | None, messages: list[str],
-         started: float, liveness: Liveness, stop: StopSignals) -> StudyResult:
+def _run(spec: StudySpec, ctx: Context, events: Events, tracker: Tracker, storage: Any, lost: LostTrials,
+         workdir: Path | None, messages: list[str], started: float, liveness: Liveness,
+         stop: StopSignals) -> StudyResult:
     set_threads(spec.num_threads, ctx.task)
-    lost = LostTrials(liveness.max_retry)
-    storage = make_storage(spec.storage, heartbeat_interval=liveness.heartbeat_interval,
-                           grace_period=liveness.grace_period, on_stale=lost)
     metric = ctx.metric
     study, created = open_or_create(spec, storage, metric.direction)
     spec_data = spec.public_dict()

@@ -14,13 +14,15 @@ from pathlib import Path
 from sparsesearch.tracking.base import FAILED, FINISHED, KILLED, Tracker, TrialRun, flatten
 
 
-def make_tracker(uri: str | None) -> Tracker:
-    """The tracker for ``uri`` (None: a :class:`Tracker` that records nothing; anything else: MLflow)."""
+def make_tracker(uri: str | None, artifact_root: str | None = None) -> Tracker:
+    """The tracker for ``uri`` (None: a :class:`Tracker` that records nothing; anything else: MLflow, with
+    new experiments' artifacts under ``artifact_root`` when given). An unreachable store raises ConfigError
+    within seconds."""
     if not uri:
         return Tracker()
     from sparsesearch.tracking.mlflow import MlflowTracker
 
-    return MlflowTracker(uri)
+    return MlflowTracker(uri, artifact_root=artifact_root)
 
 
 def fetch_artifact(tracking_uri: str | None, uri: str, dst_dir: Path) -> Path:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +41,10 @@ class Tracker:
     enabled: bool = False
 
     def open_study(self, study: str, *, experiment: str | None = None, spec: Mapping[str, Any], storage: str,
-                   parent_run_id: str | None = None) -> str | None:
+                   parent_run_id: str | None = None, uid: str | None = None) -> str | None:
         """Start (or, with ``parent_run_id``, reopen) the study's parent run in ``experiment`` (default: the
-        study's name); returns its id. One tracker may record several studies, one after another."""
+        study's name); returns its id. ``uid``, the study's unique id, finds a run another worker of the study
+        opened. One tracker may record several studies, one after another."""
         return None
 
     def log_baseline(self, metrics: Mapping[str, float], curve: Sequence[Mapping[str, float]],
@@ -67,6 +70,10 @@ class Tracker:
 
     def set_pareto(self, membership: Mapping[str, bool]) -> None:
         """Tag trial runs (by run id) as on or off the Pareto front."""
+
+    def close_lost_trial(self, number: int, run_id: str | None, reason: str) -> None:
+        """End the run of a trial whose worker was lost (another worker's, found by ``run_id`` or by the
+        trial-number tag) as FAILED with ``reason``, if it is still running."""
 
     def close_study(self, status: str | None, *, metrics: Mapping[str, float] | None = None,
                     tables: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
@@ -97,3 +104,51 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     elif data is not None:
         out[prefix] = list(data) if isinstance(data, tuple) else data
     return out
+
+
+def sqlite_path(url: str | None) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (None for other URLs and in-memory databases)."""
+    if not url or not url.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        database = make_url(url).database
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: nothing to lock
+        return None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+@contextmanager
+def file_lock(path: Path | None) -> Iterator[bool]:
+    """An exclusive lock between the processes of this machine on ``path`` (``fcntl.flock``; the file is
+    created and left in place). Yields False, without locking, when there is no path, the file cannot be
+    created (a read-only directory: what is beside it will fail with its own error) or there is no fcntl."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield False
+        return
+    fd = None
+    if path is not None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            fd = None
+    if fd is None:
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield True
+    finally:
+        os.close(fd)  # closing the file releases the lock
+
+
+def sqlite_lock(url: str | None) -> Any:
+    """The lock beside a ``sqlite:///`` database (``FILE.db.lock``) that serialises creating its tables;
+    a lock that does nothing for other URLs."""
+    db = sqlite_path(url)
+    return file_lock(db.with_name(db.name + ".lock") if db is not None and db.parent.is_dir() else None)

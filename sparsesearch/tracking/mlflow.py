@@ -9,9 +9,21 @@ the baseline's URI, a trial's run id at its end) and at :meth:`MlflowTracker.flu
 
 The writer batches within MLflow's limits (100 params or tags, 1000 metrics per call) and sends a running
 trial's per-epoch metrics at most every ``FLUSH_S`` seconds (and at its end), so short trials cost a
-handful of calls and long ones still show live curves. With a ``sqlite:///PATH`` store the experiment's
-artifacts go to ``mlartifacts/`` beside the database file. The writer ignores Ctrl-C so that it can still
-record the interrupted trial as KILLED.
+handful of calls and long ones still show live curves.
+
+Artifacts (the dense baseline's checkpoint, tables, recipes) go to the experiment's artifact location,
+which every worker must be able to read: ``artifact_root`` (``tracking.artifact_root`` or
+``SPARSESEARCH_ARTIFACT_ROOT``: ``s3://bucket/prefix``, a shared file system path) when given; else, with
+a ``sqlite:///PATH`` store, ``mlartifacts/`` beside the database file; with an ``http(s)://`` tracking
+server, the server's own artifact store (``mlflow server --artifacts-destination ...``); with any other
+store MLflow's default, a ``./mlruns`` directory on the first worker's machine (a warning says so).
+
+Robustness: the store is probed (a TCP connection with a short timeout, then a real connection for
+databases) before the writer starts, so an unreachable store fails in seconds with one line naming it;
+the writer serialises creating a new SQLite store's tables (a lock file beside it); it ignores SIGINT and
+SIGTERM so that it can still record the interrupted trial as KILLED, and it exits when its worker dies
+(it polls its parent), first ending that worker's open trial runs as FAILED. A study run is looked up by
+the study's unique id before one is created, so joining workers share one.
 """
 
 from __future__ import annotations
@@ -24,11 +36,13 @@ import queue
 import random
 import re
 import signal
+import socket
 import time
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -36,8 +50,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
 
 from sparsesearch.errors import ConfigError
-from sparsesearch.records.urls import mask_uri, with_driver
-from sparsesearch.tracking.base import Tracker, TrialRun, flatten
+from sparsesearch.records.urls import mask_text, mask_uri, with_driver
+from sparsesearch.tracking.base import Tracker, TrialRun, flatten, sqlite_lock
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +62,16 @@ TAG_STUDY = "sparsesearch.study"
 TAG_ROLE = "sparsesearch.role"
 TAG_TRIAL = "sparsesearch.trial"
 TAG_PARETO = "sparsesearch.pareto"
+TAG_UID = "sparsesearch.study_uid"
+TAG_STATE = "sparsesearch.state"
+TAG_STOP = "sparsesearch.stop_reason"
+#: where the experiment's artifacts go, when the spec does not say (a URI or path every worker can read)
+ARTIFACT_ROOT_ENV = "SPARSESEARCH_ARTIFACT_ROOT"
+#: seconds to wait for a tracking store's host to accept a connection before giving up
+PROBE_TIMEOUT_S = 5.0
+#: MLflow's HTTP client retries a failed request 7 times over about 4 minutes by default; the writer
+#: retries fewer times (a user's own MLFLOW_HTTP_REQUEST_* settings win)
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 #: a running trial's epoch metrics are sent at most this often (and at its end)
 FLUSH_S = 2.0
 #: how long the training process waits for an answer from the writer before giving up on tracking
@@ -61,6 +85,104 @@ def artifact_root_for(uri: str, experiment: str) -> str | None:
     db = Path(uri[len("sqlite:///"):]).expanduser()
     safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", experiment)
     return (db.resolve().parent / "mlartifacts" / safe).as_uri()
+
+
+def artifact_location(uri: str, experiment: str, artifact_root: str | None = None) -> str | None:
+    """Where a new experiment's artifacts go: ``<artifact_root>/<experiment>`` when a root is given (a plain
+    path becomes an absolute ``file://`` URI), else as :func:`artifact_root_for`."""
+    if not artifact_root:
+        return artifact_root_for(uri, experiment)
+    safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", experiment)
+    root = artifact_root if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", artifact_root) and not re.match(
+        r"^[A-Za-z]:[\\/]", artifact_root) else Path(artifact_root).expanduser().resolve().as_uri()
+    return root.rstrip("/") + "/" + safe
+
+
+def _reach(host: str, port: int, timeout: float) -> str | None:
+    """None when ``host:port`` accepts a TCP connection within ``timeout`` seconds, else the reason."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except TimeoutError:
+        return f"no answer from {host}:{port} within {timeout:g} s"
+    except OSError as exc:
+        return f"cannot connect to {host}:{port}: {exc.strerror or exc}"
+
+
+def probe(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast, in one line naming the store (masked) and the cause, when a tracking store cannot be
+    reached: an HTTP server's port, a database's port and then a real connection; a SQLite file's folder."""
+    scheme = uri.split(":", 1)[0].lower()
+    cause = None
+    if scheme in ("http", "https"):
+        cause = _probe_http(uri, timeout)
+    elif scheme.split("+")[0] in ("postgresql", "postgres", "mysql", "mssql"):
+        cause = _probe_database(uri, timeout)
+    if cause:
+        raise ConfigError(f"cannot reach the MLflow tracking store: {cause}", key="tracking.uri", value=mask_uri(uri),
+                          allowed="a reachable store (is the server or database running?), or --tracking-uri none "
+                          "to turn tracking off")
+
+
+def _probe_http(uri: str, timeout: float) -> str | None:
+    """None when an HTTP(S) server answers at all (any status: authentication is MLflow's to check)."""
+    import urllib.error
+    import urllib.request
+
+    parts = urlsplit(uri)
+    if not parts.hostname:
+        return "the URL names no host"
+    cause = _reach(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), timeout)
+    if cause:
+        return cause
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    bare = f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path.rstrip('/')}/health"
+    try:
+        with urllib.request.urlopen(bare, timeout=timeout):  # noqa: S310 - the user's own server
+            return None
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            return f"the server at {parts.hostname}:{parts.port or ''} accepted a connection but did not answer " \
+                   f"within {timeout:g} s"
+        return f"no HTTP answer: {reason}"
+
+
+def _probe_database(uri: str, timeout: float) -> str | None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        url = make_url(with_driver(uri))
+    except Exception as exc:  # noqa: BLE001 - MLflow reports a URL it cannot read itself
+        return f"not a database URL: {exc}"
+    defaults = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mssql": 1433}
+    if url.host and not url.host.startswith("/"):
+        cause = _reach(url.host, url.port or defaults.get(url.get_backend_name(), 5432), timeout)
+        if cause:
+            return cause
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": max(1, int(timeout))}, poolclass=_null_pool())
+        try:
+            with engine.connect():
+                return None
+        finally:
+            engine.dispose()
+    except ImportError as exc:
+        return f"the database driver is not installed ({exc.name or exc})"
+    except (SQLAlchemyError, TypeError) as exc:
+        orig = getattr(exc, "orig", None) or exc
+        lines = [line for line in str(orig).strip().splitlines() if line.strip()]
+        return lines[0] if lines else type(orig).__name__
+
+
+def _null_pool() -> Any:
+    from sqlalchemy.pool import NullPool
+
+    return NullPool
 
 
 def _now_ms() -> int:
@@ -78,23 +200,24 @@ def _chunks(items: list, size: int) -> list[list]:
 
 def open_client(uri: str, attempts: int = 30) -> MlflowClient:
     """A client whose store is ready. Workers starting together on a new database race to create MLflow's
-    tables; the losers see a duplicate-table error and retry until the winner's migration is done."""
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    tables: on SQLite one at a time creates them (a lock file beside the database); anywhere the losers (or
+    a worker racing another MLflow process) see a duplicate-table or locked-database error and retry until
+    the winner's migration is done."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+    racing = ("already exists", "database is locked", "duplicate")
     for attempt in range(attempts):
         try:
-            client = MlflowClient(tracking_uri=with_driver(uri))
-            client.search_experiments(max_results=1)
+            with sqlite_lock(uri):  # one process at a time creates a new SQLite store's tables
+                client = MlflowClient(tracking_uri=with_driver(uri))
+                client.search_experiments(max_results=1)
             return client
-        except (IntegrityError, ProgrammingError) as exc:
-            if attempt == attempts - 1:
-                raise ConfigError(f"cannot open the MLflow tracking store: {exc.orig}", key="tracking.uri",
-                                  value=mask_uri(uri)) from None
+        except (IntegrityError, ProgrammingError, OperationalError, MlflowException) as exc:
+            text = exc.message if isinstance(exc, MlflowException) else str(exc.orig)
+            if attempt == attempts - 1 or not (isinstance(exc, (IntegrityError, ProgrammingError))
+                                               or any(r in text.lower() for r in racing)):
+                raise _open_error(uri, exc) from None
             time.sleep(0.5 + random.random())
-        except MlflowException as exc:
-            raise ConfigError(f"cannot open the MLflow tracking store: {exc.message}", key="tracking.uri",
-                              value=mask_uri(uri), allowed="an MLflow tracking URI such as sqlite:///mlflow.db, "
-                              "http://host:5000, or null to turn tracking off") from None
     raise ConfigError("cannot open the MLflow tracking store", key="tracking.uri", value=mask_uri(uri))
 
 
@@ -129,13 +252,16 @@ def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
 class _Store:
     """The writer process's side: one MlflowClient doing every write, in the order it was asked."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
         self.uri = uri
+        self.artifact_root = artifact_root
         self.client = open_client(uri)
         self.experiment_id: str | None = None
         self.study: str | None = None
+        self.uid: str | None = None
         self.parent_id: str | None = None
         self.runs: dict[int, str | None] = {}
+        self.open: set[int] = set()  # trials whose runs this writer started and has not ended
         self.pending: dict[int, list[Metric]] = {}
         self.flushed_at: dict[int, float] = {}
         self.failures = 0
@@ -143,10 +269,11 @@ class _Store:
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
+        wanted = artifact_location(self.uri, name, self.artifact_root)
         if found is None:
             try:
-                return self.client.create_experiment(name, artifact_location=artifact_root_for(self.uri, name),
-                                                     tags={TAG_STUDY: name})
+                experiment_id = self.client.create_experiment(name, artifact_location=wanted, tags={TAG_STUDY: name})
+                found = self.client.get_experiment(experiment_id)
             except MlflowException as exc:
                 if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                     raise
@@ -155,6 +282,16 @@ class _Store:
             raise ConfigError(f"the MLflow experiment {name!r} was deleted; restore it (mlflow experiments restore "
                               f"--experiment-id {found.experiment_id}) or name another experiment",
                               key="tracking.experiment", value=name, allowed="an active or new experiment name")
+        where = found.artifact_location
+        if self.artifact_root and wanted and where and where.rstrip("/") != wanted.rstrip("/"):
+            log.warning("the MLflow experiment %r keeps its artifacts in %s (it existed before; the artifact root "
+                        "%s applies to new experiments)", name, mask_uri(where), mask_uri(self.artifact_root))
+        elif not self.uri.startswith(("sqlite:", "http:", "https:", "file:", "databricks")) and where \
+                and where.startswith("file:"):
+            log.warning("the MLflow experiment %r keeps its artifacts (the dense baseline too) in %s, on one "
+                        "machine: workers on other machines cannot read them. Use an MLflow tracking server "
+                        "(mlflow server --artifacts-destination ...) or set tracking.artifact_root (or %s) to a "
+                        "location every worker can reach", name, where, ARTIFACT_ROOT_ENV)
         return found.experiment_id
 
     def batch(self, run_id: str | None, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
@@ -171,11 +308,15 @@ class _Store:
 
     # -- requests with an answer
     def open_study(self, study: str, experiment: str, spec: Mapping[str, Any], storage: str,
-                   parent_run_id: str | None) -> tuple[str, str]:
+                   parent_run_id: str | None, uid: str | None = None) -> tuple[str, str]:
         self.study = study
+        self.uid = uid
         self.experiment_id = self._experiment(experiment)
         self.parent_id = None
         self.runs.clear()
+        self.open.clear()
+        if not parent_run_id and uid:  # another worker of this study may have opened it already
+            parent_run_id = self._study_run(uid)
         if parent_run_id:
             try:
                 run = self.client.get_run(parent_run_id)
@@ -187,6 +328,8 @@ class _Store:
             except MlflowException:
                 log.warning("the study's MLflow run %s is gone; starting a new one", parent_run_id)
         tags = {TAG_STUDY: study, TAG_ROLE: "study", "sparsesearch.storage": mask_uri(storage) or ""}
+        if uid:
+            tags[TAG_UID] = uid
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=study)
         self.parent_id = run.info.run_id
         self.batch(self.parent_id, params=[Param(k, _param_value(v)) for k, v in flatten(dict(spec)).items()])
@@ -194,6 +337,21 @@ class _Store:
 
         self.client.log_text(self.parent_id, dump_yaml(dict(spec), header="study spec"), "spec.yaml")
         return self.parent_id, self.experiment_id
+
+    def _study_run(self, uid: str) -> str | None:
+        """The oldest live study run tagged with the study's unique id, if there is one."""
+        runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{TAG_UID}` = '{uid}' and "
+                                       f"tags.`{TAG_ROLE}` = 'study'", order_by=["attributes.start_time ASC"],
+                                       max_results=5)
+        return runs[0].info.run_id if runs else None
+
+    def _trial_runs(self, number: int) -> list[Any]:
+        """The runs of trial ``number`` of this study (by tags)."""
+        if self.experiment_id is None:
+            return []
+        query = f"tags.`{TAG_TRIAL}` = '{int(number)}' and tags.`{TAG_ROLE}` = 'trial'"
+        query += f" and tags.`{TAG_UID}` = '{self.uid}'" if self.uid else f" and tags.`{TAG_STUDY}` = '{self.study}'"
+        return self.client.search_runs([self.experiment_id], filter_string=query, max_results=10)
 
     def log_baseline(self, metrics: Mapping[str, float], curve: Sequence[Mapping[str, float]],
                      checkpoint: str) -> str | None:
@@ -215,6 +373,8 @@ class _Store:
     # -- fire and forget
     def start_trial(self, number: int, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
         all_tags = {TAG_STUDY: self.study or "", TAG_TRIAL: str(number), TAG_ROLE: "trial", **tags}
+        if self.uid:
+            all_tags[TAG_UID] = self.uid
         if self.parent_id:
             all_tags["mlflow.parentRunId"] = self.parent_id
         self.runs[number] = None
@@ -224,6 +384,7 @@ class _Store:
             self.notify(number, None)
             raise
         self.runs[number] = run.info.run_id
+        self.open.add(number)
         self.notify(number, run.info.run_id)
         self.flushed_at[number] = time.monotonic()
         self.batch(run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
@@ -246,6 +407,38 @@ class _Store:
         if recipe_yaml:
             self.client.log_text(run_id, recipe_yaml, "recipe.yaml")
         self.client.set_terminated(run_id, status=status)
+        self.open.discard(number)
+
+    def close_lost_trial(self, number: int, run_id: str | None, reason: str) -> None:
+        runs = []
+        if run_id:
+            try:
+                runs = [self.client.get_run(run_id)]
+            except MlflowException:
+                runs = []
+        runs = runs or self._trial_runs(number)
+        for run in runs:
+            tags = [RunTag(TAG_STOP, reason[:5000])]
+            if run.info.status == "RUNNING":
+                tags.append(RunTag(TAG_STATE, "FAIL"))
+            if run.data.tags.get(TAG_STOP) != reason[:5000]:
+                self.batch(run.info.run_id, tags=tags)
+            if run.info.status == "RUNNING":
+                self.client.set_terminated(run.info.run_id, status="FAILED")
+
+    def abandon(self, parent_pid: int) -> None:
+        """The worker died: end the trial runs it left open as FAILED (the study run is the other workers')."""
+        reason = f"worker lost: the worker process {parent_pid} ended without closing this run"
+        for number in sorted(self.open):
+            run_id = self.runs.get(number)
+            try:
+                self.batch(run_id, metrics=self.pending.pop(number, []),
+                           tags=[RunTag(TAG_STATE, "FAIL"), RunTag(TAG_STOP, reason)])
+                if run_id:
+                    self.client.set_terminated(run_id, status="FAILED")
+            except Exception as exc:  # noqa: BLE001 - best effort on the way out
+                log.warning("MLflow: cannot end the run of trial %d: %s", number, exc)
+        self.open.clear()
 
     def set_pareto(self, membership: Mapping[str, bool]) -> None:
         for run_id, on_front in membership.items():
@@ -263,21 +456,47 @@ class _Store:
             self.client.set_terminated(self.parent_id, status=status)
 
 
-def _writer_main(uri: str, requests: Any, replies: Any, level: int) -> None:
-    """The writer process: serve requests until a None arrives."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the training process's to handle
+def _open_error(uri: str, exc: BaseException) -> ConfigError:
+    """One line for a store that cannot be opened."""
+    if isinstance(exc, ConfigError):
+        return exc
+    text = exc.message if isinstance(exc, MlflowException) else str(getattr(exc, "orig", None) or exc)
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return ConfigError(f"cannot open the MLflow tracking store: {lines[-1] if lines else type(exc).__name__}",
+                       key="tracking.uri", value=mask_uri(uri),
+                       allowed="an MLflow tracking URI such as sqlite:///mlflow.db or http://host:5000 that this "
+                       "worker can write, or --tracking-uri none to turn tracking off")
+
+
+def _writer_main(uri: str, requests: Any, replies: Any, level: int, parent_pid: int | None = None,
+                 artifact_root: str | None = None) -> None:
+    """The writer process: serve requests until a None arrives, or until its worker (``parent_pid``) dies."""
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stopping is the worker's to handle (it sends None)
+        signal.signal(sig, signal.SIG_IGN)
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("mlflow").setLevel(max(level, logging.WARNING))
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     try:
-        store = _Store(uri)
-    except (ConfigError, MlflowException) as exc:
-        replies.put(("error", str(exc) if isinstance(exc, ConfigError) else exc.message))
+        store = _Store(uri, artifact_root)
+    except Exception as exc:  # noqa: BLE001 - whatever the store raised, the worker says it in one line
+        replies.put(("error", _open_error(uri, exc)))
         return
     store.notify = lambda number, run_id: replies.put(("run", (number, run_id)))
-    replies.put(("ready", None))
+    replies.put(("ready", os.getpid()))
     while True:
-        message = requests.get()
+        try:
+            message = requests.get(timeout=1.0)
+        except queue.Empty:
+            if parent_pid is not None and os.getppid() != parent_pid:  # the worker died without saying so
+                store.abandon(parent_pid)
+                return
+            continue
+        except (EOFError, OSError):  # the worker died mid-message
+            if parent_pid is not None:
+                store.abandon(parent_pid)
+            return
         if message is None:
             break
         op, wants_reply, args = message
@@ -285,9 +504,9 @@ def _writer_main(uri: str, requests: Any, replies: Any, level: int) -> None:
             answer = getattr(store, op)(*args)
         except ConfigError as exc:  # a problem the user must fix (a deleted experiment): the caller raises it
             answer = exc
-        except (MlflowException, OSError, ValueError, RuntimeError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed write costs that record, never the writer
             store.failures += 1
-            log.warning("MLflow %s failed: %s", op, exc)
+            log.warning("MLflow %s failed: %s", op, mask_text(str(exc)))
             answer = None
         if wants_reply:
             replies.put(("ok", answer))
@@ -301,22 +520,30 @@ class MlflowTracker(Tracker):
 
     enabled = True
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
         self.uri = uri
+        self.artifact_root = artifact_root or os.environ.get(ARTIFACT_ROOT_ENV) or None
         self.experiment_name: str | None = None
         self.experiment_id: str | None = None
         self.parent_id: str | None = None
         self._ready_seen = False
         self._broken = False
         self._runs: dict[int, str | None] = {}
+        probe(uri)  # an unreachable store fails here, in seconds, before a writer exists
         ctx = multiprocessing.get_context("spawn")
         self._requests = ctx.Queue()
         self._replies = ctx.Queue()
         self._process = ctx.Process(target=_writer_main, name="sparsesearch-mlflow", daemon=True,
-                                    args=(uri, self._requests, self._replies,
-                                          logging.getLogger().getEffectiveLevel()))
+                                    args=(uri, self._requests, self._replies, logging.getLogger().getEffectiveLevel(),
+                                          os.getpid(), self.artifact_root))
         self._process.start()
+        log.info("MLflow writer process %d started for %s", self._process.pid, mask_uri(uri))
         atexit.register(_close_at_exit, weakref.ref(self))
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id."""
+        return self._process.pid
 
     # -- plumbing
     def _ready(self) -> None:
@@ -325,7 +552,8 @@ class MlflowTracker(Tracker):
         kind, value = self._reply()
         if kind == "error":
             self._broken = True
-            raise ConfigError(value, key="tracking.uri", value=mask_uri(self.uri))
+            raise value if isinstance(value, ConfigError) else ConfigError(str(value), key="tracking.uri",
+                                                                           value=mask_uri(self.uri))
         self._ready_seen = True
 
     def _next(self, deadline: float) -> tuple[str, Any]:
@@ -382,9 +610,9 @@ class MlflowTracker(Tracker):
         return where + (f", experiment {self.experiment_name!r}" if self.experiment_name else "")
 
     def open_study(self, study: str, *, experiment: str | None = None, spec: Mapping[str, Any], storage: str,
-                   parent_run_id: str | None = None) -> str | None:
+                   parent_run_id: str | None = None, uid: str | None = None) -> str | None:
         self.experiment_name = experiment or study
-        answer = self._ask("open_study", study, self.experiment_name, dict(spec), storage, parent_run_id)
+        answer = self._ask("open_study", study, self.experiment_name, dict(spec), storage, parent_run_id, uid)
         self.parent_id, self.experiment_id = answer if answer else (None, None)
         return self.parent_id
 
@@ -418,6 +646,9 @@ class MlflowTracker(Tracker):
     def set_pareto(self, membership: Mapping[str, bool]) -> None:
         self._send("set_pareto", {k: v for k, v in membership.items() if k})
 
+    def close_lost_trial(self, number: int, run_id: str | None, reason: str) -> None:
+        self._send("close_lost_trial", number, run_id, reason)
+
     def close_study(self, status: str | None, *, metrics: Mapping[str, float] | None = None,
                     tables: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
                     tags: Mapping[str, str] | None = None) -> None:
@@ -436,7 +667,10 @@ class MlflowTracker(Tracker):
                 self._requests.put(None)
             self._process.join(timeout=60)
             if self._process.is_alive():
-                self._process.terminate()
+                log.warning("the MLflow writer process %s did not finish its writes in 60 s; stopping it",
+                            self._process.pid)
+                self._process.kill()  # it ignores SIGTERM
+                self._process.join(timeout=5)
 
 
 def _close_at_exit(ref: weakref.ref) -> None:
@@ -445,4 +679,5 @@ def _close_at_exit(ref: weakref.ref) -> None:
         tracker.close()
 
 
-__all__ = ["MlflowTracker", "artifact_root_for", "download", "open_client"]
+__all__ = ["ARTIFACT_ROOT_ENV", "MlflowTracker", "artifact_location", "artifact_root_for", "download", "open_client",
+           "probe"]
