@@ -394,7 +394,8 @@ def check_pattern(pattern: str) -> None:
         norms = pat.group_norms(w2)
         assert norms.numel() == count, f"{pattern}: group_norms gave {norms.numel()} norms for {count} groups"
         norms.sum().backward()
-        assert bool(torch.isfinite(w2.grad).all()), f"{pattern}: a zero group gives a non-finite gradient"
+        assert w2.grad is not None and bool(torch.isfinite(w2.grad).all()), \
+            f"{pattern}: a zero group gives a non-finite gradient"
     check_reaches_target(CRITERIA["magnitude"], pattern, "mlp")
     check_reaches_target(CRITERIA["magnitude"], pattern, "cnn")
     if pat.supports_global:

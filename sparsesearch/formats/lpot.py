@@ -116,7 +116,8 @@ def _import_lpot(data: Any, origins: dict[str, str]) -> Recipe:
         per_instance.append((ipath, inst, tuple(modules)))
 
     groups = []
-    for gi, (ipath, inst, modules) in enumerate(per_instance):
+    for gi, (ipath, inst, names) in enumerate(per_instance):
+        modules = list(names)
         def pick(key: str, inst: _LpotInstance = inst, ipath: str = ipath) -> tuple[Any, str]:
             """The instance's value of ``key`` or the global one, with its key path."""
             own = getattr(inst, key)

@@ -40,7 +40,7 @@ class MaskedLayer:
         self.name = name
         self.module = module
         self.aliases: list[tuple[str, nn.Module]] = []
-        self.weight: nn.Parameter = module.weight
+        self.weight: nn.Parameter = module.get_parameter("weight")
         self._storage = self.weight.data_ptr()
         self.keep = torch.ones(self.weight.shape, dtype=torch.bool, device=self.weight.device)
         self.pruned = False  # whether the mask has any zero
@@ -177,7 +177,7 @@ class MaskKeeper:
                     buf[:chunk.stop - chunk.start].copy_(flat_mask[chunk.start:chunk.stop])
                 torch._foreach_mul_(chunk.weights, chunk.scratch)
         if self._direct:
-            torch._foreach_mul_(self._direct_weights, self._direct_keeps)
+            torch._foreach_mul_(self._direct_weights, self._direct_keeps)  # type: ignore[arg-type]
 
     @torch.no_grad()
     def mask_grads(self) -> None:

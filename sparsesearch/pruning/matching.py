@@ -118,12 +118,12 @@ def resolve(config: PruningConfig, selection: Selection, model: nn.Module) -> Re
             if pattern is None:
                 continue
             try:
-                pattern.check(name, module.weight.shape)
+                pattern.check(name, module.get_parameter("weight").shape)
             except ConfigError as exc:
                 drop[name] = exc.problem
                 skipped[name] = exc.problem
                 log.warning("groups[%d]: layer %s, weight shape %s: pattern %s does not divide it, so it is skipped "
-                            "(INC's behaviour): %s", gi, name, tuple(module.weight.shape), group.pattern, exc.problem)
+                            "(INC's behaviour): %s", gi, name, tuple(module.get_parameter("weight").shape), group.pattern, exc.problem)
         for name, why in drop.items():
             if name in protected and name != head:
                 log.warning("groups[%d]: %s left dense by INC's classifier-head rule (%s)", gi, name, why)
@@ -253,7 +253,7 @@ def match_model(source: Recipe | PruningConfig, model: nn.Module, *,
             except ConfigError as exc:
                 raise exc.located(prefix=f"groups[{gi}]") from None
             layers = tuple(
-                LayerPlan(name, type(m).__name__, tuple(m.weight.shape), m.weight.numel(),
+                LayerPlan(name, type(m).__name__, tuple(m.get_parameter("weight").shape), m.get_parameter("weight").numel(),
                           group.layer_targets.get(name, group.target_sparsity) if group.layer_targets
                           else group.target_sparsity)
                 for name, m in chosen)

@@ -123,7 +123,7 @@ class BlockPattern(Pattern):
         return (self.rows or shape2d[0], self.cols or shape2d[1])
 
     def check(self, layer: str, shape: torch.Size) -> None:
-        shape2d = (shape[0], int(torch.Size(shape[1:]).numel()))
+        shape2d = torch.Size((shape[0], int(torch.Size(shape[1:]).numel())))
         bh, bw = self._block(shape2d)
         problems = []
         if shape2d[0] % bh:

@@ -162,7 +162,7 @@ class Pruner(Callbacks):
         masked: list[MaskedLayer] = []
         targets: list[float] = []
         for name, module in select_layers(self.model, group):
-            pattern.check(name, module.weight.shape)
+            pattern.check(name, module.get_parameter("weight").shape)
             target = group.layer_targets.get(name, group.target_sparsity) if group.layer_targets \
                 else group.target_sparsity
             seen = self._by_weight.get(id(module.weight))

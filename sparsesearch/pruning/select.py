@@ -97,10 +97,10 @@ def choose_lowest(scores: Sequence[torch.Tensor], sizes: Sequence[int], budget: 
     for f, size, lo_i, hi_i in zip(flat, sizes, lo, hi):
         keys = sortable_keys(f)
         top = keys >> 16
-        below = int((top < high - _OFFSET).sum())
+        n_below = int((top < high - _OFFSET).sum())
         in_bucket = keys[top == high - _OFFSET]
         del keys, top
-        cum = below + (torch.cumsum(_hist(in_bucket & 0xFFFF), 0) if in_bucket.numel()
+        cum = n_below + (torch.cumsum(_hist(in_bucket & 0xFFFF), 0) if in_bucket.numel()
                        else torch.zeros(_BINS, dtype=torch.int64))
         total += cum * size if unbounded else _clipped(cum, lo_i, hi_i, size)
     threshold = ((high - _OFFSET) << 16) | _first_at_least(total, budget)

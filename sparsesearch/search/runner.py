@@ -86,7 +86,7 @@ class _Pareto:
 
     def update(self, study: optuna.Study) -> list[FrozenTrial]:
         front = pareto.front_trials(study)
-        now = {TrialRecord.of(t.user_attrs).run_id for t in front} - {None}
+        now = {rid for t in front if (rid := TrialRecord.of(t.user_attrs).run_id) is not None}
         changes = {rid: True for rid in now - self.members} | {rid: False for rid in self.members - now}
         if changes and self.tracker.enabled:
             self.tracker.set_pareto(changes)

@@ -186,7 +186,8 @@ def open_or_create(spec: StudySpec, storage: optuna.storages.BaseStorage,
     """
     directions = [direction, "maximize"]
     try:
-        study = optuna.create_study(storage=storage, study_name=spec.name, directions=directions)
+        study = optuna.create_study(storage=storage, study_name=spec.name,
+                                    directions=directions)  # type: ignore[arg-type]
         created = True
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=spec.name, storage=storage)

@@ -205,6 +205,9 @@ def slot_lock(storage: Any, study_name: str, timeout: float = 60.0) -> Iterator[
     seconds, or the database has no such lock: then two workers may overshoot ``n_trials`` by one)."""
     engine = getattr(storage, "engine", None)
     dialect = engine.dialect.name if engine is not None else ""
+    if engine is None:
+        yield False
+        return
     if dialect == "sqlite":
         with sqlite_lock(str(engine.url)) as held:
             yield held

@@ -71,7 +71,8 @@ ARTIFACT_ROOT_ENV = "SPARSESEARCH_ARTIFACT_ROOT"
 PROBE_TIMEOUT_S = 5.0
 #: MLflow's HTTP client retries a failed request 7 times over about 4 minutes by default; the writer
 #: retries fewer times (a user's own MLFLOW_HTTP_REQUEST_* settings win)
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+                 "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}  # the console is the CLI's
 #: a running trial's epoch metrics are sent at most this often (and at its end)
 FLUSH_S = 2.0
 #: how long the training process waits for an answer from the writer before giving up on tracking
@@ -278,6 +279,9 @@ class _Store:
                 if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                     raise
                 found = self.client.get_experiment_by_name(name)  # another worker created it just now
+        if found is None:
+            raise ConfigError(f"the MLflow experiment {name!r} could not be created or found",
+                              key="tracking.experiment", value=name, allowed="an experiment name the store accepts")
         if found.lifecycle_stage == "deleted":
             raise ConfigError(f"the MLflow experiment {name!r} was deleted; restore it (mlflow experiments restore "
                               f"--experiment-id {found.experiment_id}) or name another experiment",
@@ -340,7 +344,7 @@ class _Store:
 
     def _study_run(self, uid: str) -> str | None:
         """The oldest live study run tagged with the study's unique id, if there is one."""
-        runs = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{TAG_UID}` = '{uid}' and "
+        runs = self.client.search_runs([str(self.experiment_id)], filter_string=f"tags.`{TAG_UID}` = '{uid}' and "
                                        f"tags.`{TAG_ROLE}` = 'study'", order_by=["attributes.start_time ASC"],
                                        max_results=5)
         return runs[0].info.run_id if runs else None
@@ -379,7 +383,7 @@ class _Store:
             all_tags["mlflow.parentRunId"] = self.parent_id
         self.runs[number] = None
         try:
-            run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=f"trial-{number:03d}")
+            run = self.client.create_run(str(self.experiment_id), tags=all_tags, run_name=f"trial-{number:03d}")
         except MlflowException:
             self.notify(number, None)
             raise
