@@ -100,14 +100,23 @@ def best_text(best: pareto.Point | None) -> str:
 WAITING_REPEAT_S = 15.0
 
 
+#: baseline epochs per progress line when stderr is not a terminal
+EPOCH_GROUP = 5
+
+
 class ProgressEvents(Events):
-    """tqdm bars over trials and epochs, with the best-so-far; silent when stderr is not a terminal."""
+    """On a terminal: tqdm bars over trials and epochs with the best-so-far, and one line left behind per
+    finished trial. Not on a terminal (CI, nohup, a pipe): plain lines, one per trial and one per group of
+    baseline epochs, so a log shows progress."""
 
     def __init__(self, enabled: bool | None = None) -> None:
         self.enabled = is_tty() if enabled is None else enabled
         self._trials = None
         self._epochs = None
         self._best = "no feasible trial yet"
+        self._planned: int | None = None
+        self._done = 0
+        self._baseline_epochs = 0
 
     def _bar(self, **kwargs: Any):
         from tqdm import tqdm
@@ -115,12 +124,17 @@ class ProgressEvents(Events):
         return tqdm(file=sys.stderr, dynamic_ncols=True, disable=not self.enabled, **kwargs)
 
     def baseline_started(self, epochs: int) -> None:
+        self._baseline_epochs = epochs
         self._epochs = self._bar(total=epochs, desc="dense baseline", unit="epoch", leave=False)
+        if not self.enabled and epochs:
+            click.echo(f"dense baseline: training {epochs} epochs", err=True)
 
     def baseline_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         if self._epochs is not None:
             self._epochs.set_postfix_str(metric_text(metrics), refresh=False)
             self._epochs.update(1)
+        if not self.enabled and ((epoch + 1) % EPOCH_GROUP == 0 or epoch + 1 == self._baseline_epochs):
+            click.echo(f"dense baseline: epoch {epoch + 1}/{self._baseline_epochs}, {metric_text(metrics)}", err=True)
 
     def baseline_done(self, metrics: Mapping[str, float], reused: bool) -> None:
         if self._epochs is not None:
@@ -132,7 +146,11 @@ class ProgressEvents(Events):
 
     def trials_planned(self, done: int, target: int | None) -> None:
         total = None if target is None else max(target - done, 0)
+        self._planned, self._done = target, done
         self._trials = self._bar(total=total, desc="trials", unit="trial")
+        if not self.enabled:
+            click.echo(f"trials: {done} finished before this run" + (f", {target} wanted" if target else ""),
+                       err=True)
 
     def trial_started(self, number: int, summary: Mapping[str, Any], epochs: int) -> None:
         if self._epochs is not None:
@@ -147,8 +165,12 @@ class ProgressEvents(Events):
                                          refresh=False)
             self._epochs.update(1)
 
+    def trial_on_front(self, number: int, on_front: bool) -> None:
+        self._on_front = (number, on_front)
+
     def trial_done(self, number: int, state: str, values: tuple[float, float] | None, reason: str | None,
                    best: pareto.Point | None) -> None:
+        on_front = getattr(self, "_on_front", (None, False)) == (number, True)
         if self._epochs is not None:
             self._epochs.close()
             self._epochs = None
@@ -157,6 +179,14 @@ class ProgressEvents(Events):
         if self._trials is not None and state != "INTERRUPTED":
             self._trials.set_postfix_str(f"best {self._best}", refresh=False)
             self._trials.update(1)
+        if state != "INTERRUPTED":
+            self._done += 1
+        count = f"{self._done}/{self._planned}" if self._planned else f"{self._done}"
+        if values is not None:
+            what = f"val {values[0]:.4f}, sparsity {values[1]:.4f}" + (", on the front" if on_front else "")
+        else:
+            what = (reason or "")[:160]
+        self._say(f"trial {number} {state.lower()} [{count}]: {what}")
 
     def _say(self, text: str) -> None:
         """A line of its own, above the bars when they are drawn."""

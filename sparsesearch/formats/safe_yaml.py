@@ -95,7 +95,7 @@ def _construct_tagged_mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict[
 
 _Loader.add_constructor(_INT_TAG, _construct_int)
 _Loader.add_constructor(_FLOAT_TAG, _construct_float)
-_Loader.add_constructor(_BOOL_TAG, lambda loader, node: loader.construct_scalar(node).lower() == "true")
+_Loader.add_constructor(_BOOL_TAG, lambda loader, node: loader.construct_scalar(node).lower() == "true")  # type: ignore[arg-type]
 for _tag in INC_TAGS:
     _Loader.add_constructor(_tag, _construct_tagged_mapping)
 

@@ -9,6 +9,7 @@ raised, or the worker could not record the trial: that last error stops the stud
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -22,7 +23,7 @@ from sparsesearch.search.events import Events
 from sparsesearch.search.export import build_recipe, recipe_text
 from sparsesearch.search.signals import StopSignals
 from sparsesearch.search.storage import INTERRUPTED
-from sparsesearch.tracking import FAILED, FINISHED, KILLED, Tracker, TrialRun, flatten
+from sparsesearch.tracking import FAILED, FINISHED, KILLED, Tracker, TrialRun
 from sparsesearch.training.runs import RunResult, run
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,10 @@ class Objective:
         trial.set_user_attr("config", config)
         trial.set_user_attr("training", training)
         trial.set_user_attr("summary", plan.summary)
-        params = {**flatten({"pruning": config["groups"][0]}), **flatten({"training": training}),
-                  "allocation": plan.summary.get("allocation")}
+        # what varies (the sampled values) and what a user filters on; the full config is the recipe artifact
+        params: dict[str, Any] = {"pruning_type": plan.summary["pruning_type"], "pattern": plan.summary["pattern"],
+                                  "scope": plan.summary["scope"], "target_sparsity": round(plan.target_sparsity, 6)}
+        params.update({k: v for k, v in trial.params.items() if not k.startswith("density")})
         record = TrialRecord.of(trial.user_attrs)
         tags = {"sparsesearch.warm_start": record.warm_start} if record.warm_start else {}
         if record.retry_of is not None:
@@ -155,7 +158,8 @@ class Objective:
         if result.stop_reason:
             trial.set_user_attr("stop_reason", result.stop_reason)
             self._finish(trial, run_handle, KILLED, result, recipe_text(recipe),
-                         tags={"sparsesearch.state": "PRUNED", "sparsesearch.stop_reason": result.stop_reason})
+                         tags={"sparsesearch.state": "PRUNED", "sparsesearch.stop_reason": result.stop_reason,
+                               "mlflow.note.content": f"Stopped early: {result.stop_reason}"})
             self.events.trial_done(trial.number, "PRUNED", None, result.stop_reason, None)
             raise optuna.TrialPruned(result.stop_reason)
         constraints = ctx.spec.constraints
@@ -172,7 +176,8 @@ class Objective:
     def _fail(self, trial: optuna.Trial, run_handle: TrialRun, reason: str) -> None:
         trial.set_user_attr("stop_reason", reason)
         self._finish(trial, run_handle, FAILED, None, None,
-                     tags={"sparsesearch.state": "FAIL", "sparsesearch.stop_reason": reason[:5000]})
+                     tags={"sparsesearch.state": "FAIL", "sparsesearch.stop_reason": reason[:5000],
+                           "mlflow.note.content": f"Failed: {reason[:5000]}"})
         self.events.trial_done(trial.number, "FAIL", None, reason, None)
 
     def _finish(self, trial: optuna.Trial, run_handle: TrialRun, status: str, result: RunResult | None,

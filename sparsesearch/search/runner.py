@@ -198,6 +198,26 @@ def _stopped(study: optuna.Study, storage: Any, spec: StudySpec, tracker: Tracke
     return message
 
 
+def _study_note(name: str, ctx: Context, counts: dict[str, int], pts: list[pareto.Point], hv: float,
+                selected: pareto.Point | None, error: str | None) -> str:
+    """The study run's description (MLflow shows it on the run's overview)."""
+    metric = ctx.metric
+    dense = ctx.dense_value
+    lines = [f"Sparsity search **{name}** on task `{ctx.spec.task}`: val {metric.name} "
+             f"({'higher' if metric.maximize else 'lower'} is better) against sparsity.",
+             f"{sum(counts.values())} trials: {counts.get('COMPLETE', 0)} complete, {counts.get('PRUNED', 0)} stopped "
+             f"early, {counts.get('FAIL', 0)} failed. Dense baseline: val {metric.name} "
+             + (f"{dense:.4f}." if dense is not None else "not measured yet."),
+             f"Pareto front: {len(pts)} trials, hypervolume {hv:.4f} (trial runs tagged sparsesearch.pareto=true)."]
+    if selected is not None:
+        lines.append(f"Selected: trial {selected.number}, val {metric.name} {selected.value:.4f} at sparsity "
+                     f"{selected.sparsity:.4f} (tag sparsesearch.selected=true); its recipe is recipe.yaml here.")
+    elif error:
+        lines.append(f"No trial selected: {error}")
+    lines.append("The report (report.html, figures/) shows the front, the per-layer profiles and the trajectories.")
+    return "\n\n".join(lines)
+
+
 def failure_text(exc: BaseException, storage_url: str) -> str:
     """One line for an error that stopped a worker: what failed, and why."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -268,6 +288,7 @@ def _optimize(study: optuna.Study, storage: Any, spec: StudySpec, ctx: Context, 
         trials_run["n"] += 1
         if frozen.state == TrialState.COMPLETE:
             front = tags.update(study)
+            events.trial_on_front(frozen.number, any(t.number == frozen.number for t in front))
             events.trial_done(frozen.number, "COMPLETE", tuple(frozen.values), None, _best(front, ctx))
         in_a_row = in_a_row + 1 if frozen.state == TrialState.FAIL else 0
         if in_a_row >= 3:
@@ -408,7 +429,15 @@ def _summarise(study: optuna.Study, storage: Any, ctx: Context, tracker: Tracker
         counts = state_counts(trials)
         others_running = _others_running(study, storage, liveness)  # other workers still at it: the last one out ends the run
         tags = {"sparsesearch.selected_trial": str(selected.number) if selected else "none",
-                "sparsesearch.interrupted": str(interrupted).lower()}
+                "sparsesearch.interrupted": str(interrupted).lower(),
+                "mlflow.note.content": _study_note(study.study_name, ctx, counts, pts, hv, selected, error)}
+        chosen_run = TrialRecord.of(chosen.user_attrs).run_id if selected is not None else None
+        if chosen_run and selected is not None:
+            tracker.tag_runs({chosen_run: {
+                "sparsesearch.selected": "true",
+                "mlflow.note.content": f"The trial `sparsesearch export` picks ({spec.export.rule}): val "
+                                       f"{ctx.metric.name} {selected.value:.4f} at sparsity {selected.sparsity:.4f}. "
+                                       "Its recipe is this run's recipe.yaml."}})
         if failure:
             tags["sparsesearch.error"] = failure[:5000]
         tracker.close_study(

@@ -71,6 +71,9 @@ class Tracker:
     def set_pareto(self, membership: Mapping[str, bool]) -> None:
         """Tag trial runs (by run id) as on or off the Pareto front."""
 
+    def tag_runs(self, tags: Mapping[str, Mapping[str, str]]) -> None:
+        """Set tags on runs (by run id): the selected trial, descriptions."""
+
     def close_lost_trial(self, number: int, run_id: str | None, reason: str) -> None:
         """End the run of a trial whose worker was lost (another worker's, found by ``run_id`` or by the
         trial-number tag) as FAILED with ``reason``, if it is still running."""

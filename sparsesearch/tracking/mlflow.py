@@ -448,6 +448,10 @@ class _Store:
         for run_id, on_front in membership.items():
             self.client.set_tag(run_id, TAG_PARETO, str(bool(on_front)).lower())
 
+    def tag_runs(self, tags: Mapping[str, Mapping[str, str]]) -> None:
+        for run_id, run_tags in tags.items():
+            self.batch(run_id, tags=[RunTag(k, str(v)) for k, v in run_tags.items()])
+
     def close_study(self, status: str | None, metrics: Mapping[str, float], texts: Mapping[str, str],
                     tags: Mapping[str, str], stamp: int) -> None:
         if self.parent_id is None:
@@ -649,6 +653,9 @@ class MlflowTracker(Tracker):
 
     def set_pareto(self, membership: Mapping[str, bool]) -> None:
         self._send("set_pareto", {k: v for k, v in membership.items() if k})
+
+    def tag_runs(self, tags: Mapping[str, Mapping[str, str]]) -> None:
+        self._send("tag_runs", {k: dict(v) for k, v in tags.items() if k})
 
     def close_lost_trial(self, number: int, run_id: str | None, reason: str) -> None:
         self._send("close_lost_trial", number, run_id, reason)

@@ -104,7 +104,7 @@ def test_short_study_records_everything_in_optuna_and_mlflow(stores, tracker, tm
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.info.status == "FINISHED" and run.info.run_id == trial.user_attrs["run_id"]
         assert run.data.params["trial_number"] == str(number)
-        assert run.data.params["pruning.pruning_type"] == trial.user_attrs["config"]["groups"][0]["pruning_type"]
+        assert run.data.params["pruning_type"] == trial.user_attrs["config"]["groups"][0]["pruning_type"]
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         assert [m.step for m in history] == [0, 1, 2, 3]
         best = int(trial.user_attrs["metrics"]["best_epoch"])  # scored on its best epoch at the target
