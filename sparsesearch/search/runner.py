@@ -321,19 +321,20 @@ def _run_trial(study: optuna.Study, storage: Any, trial: optuna.Trial, objective
     lost stays as it is)."""
     state: TrialState | None = None
     values: tuple[float, float] | None = None
-    with trial_heartbeat(storage, trial._trial_id, liveness.heartbeat_interval):
-        try:
-            values = objective(trial)
-        except optuna.TrialPruned:
-            state = TrialState.PRUNED
-        except TrialFailed:
-            state = TrialState.FAIL
-        except BaseException:
+    try:
+        with trial_heartbeat(storage, trial._trial_id, liveness.heartbeat_interval):
             try:
-                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            except Exception as exc:  # noqa: BLE001 - the storage may be what failed; the error says so
-                log.warning("cannot record trial %d as failed: %s", trial.number, exc)
-            raise
+                values = objective(trial)
+            except optuna.TrialPruned:
+                state = TrialState.PRUNED
+            except TrialFailed:
+                state = TrialState.FAIL
+    except BaseException:  # interrupted, or this worker cannot go on: the trial ends here, as failed
+        try:
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        except Exception as exc:  # noqa: BLE001 - the storage may be what failed; the error says so
+            log.warning("cannot record trial %d as failed: %s", trial.number, exc)
+        raise
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a NaN value is recorded as a failed trial; we report it ourselves
         return study.tell(trial, values if state is None else None, state=state, skip_if_finished=True)
