@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from sparsesearch.records.urls import STORAGE_ENV, TRACKING_ENV, from_environment
+from sparsesearch.records.urls import TRACKING_ENV, from_environment
 from sparsesearch.report.links import DEFAULT_UI_URL
 
 #: what marks a file as a report this command wrote (so writing it again needs no --force)
 GENERATOR = '<meta name="generator" content="sparsesearch'
 
 
-def _study(spec_path: str | None, study: str | None, storage: str | None):
+def _study(spec_path: str | None, study: str | None, storage: str | None) -> tuple[str, str, Any]:
     """(name, storage URL, spec or None), as ``show`` resolves them."""
-    from sparsesearch.errors import ConfigError
-    from sparsesearch.formats.files import read_spec
-    from sparsesearch.records.study import DEFAULT_STORAGE
-    from sparsesearch.records.urls import mask_uri
+    from sparsesearch.cli.common import study_ref
 
-    spec = read_spec(spec_path) if spec_path else None
-    url = from_environment(storage, STORAGE_ENV, spec.storage if spec else DEFAULT_STORAGE) or DEFAULT_STORAGE
-    name = study or (spec.name if spec else None)
-    if name is None:
-        from sparsesearch.search.storage import list_studies
-
-        names = [s.study_name for s in list_studies(url)]
-        if len(names) != 1:
-            raise ConfigError("which study? give a study spec file or --study NAME", key="study",
-                              allowed=", ".join(names) if names else f"(no studies in {mask_uri(url)})")
-        name = names[0]
-    return name, url, spec
+    return study_ref(spec_path, study, storage)
 
 
 def _check_output(output: str, spec_path: str | None, force: bool) -> None:
