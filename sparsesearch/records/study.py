@@ -229,6 +229,9 @@ class Tracking:
 
     uri: str | None = DEFAULT_TRACKING_URI
     experiment: str | None = schema.spec(None, doc="MLflow experiment; default: the study name")
+    artifact_root: str | None = schema.spec(
+        None, doc="where new experiments keep artifacts (s3://..., a shared path) so every worker reads them; "
+        "default: beside a SQLite store, or the tracking server's own store")
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ def run_study(spec: StudySpec, *, events: Events | None = None, tracker: Tracker
                                grace_period=liveness.grace_period, on_stale=lost)  # an unreachable one fails here
         own_tracker = tracker is None
         if tracker is None:
-            tracker = make_tracker(spec.tracking.uri, artifact_root=getattr(spec.tracking, "artifact_root", None))
+            tracker = make_tracker(spec.tracking.uri, artifact_root=spec.tracking.artifact_root)
         try:
             return _run(spec, ctx, events, tracker, storage, lost, workdir, messages, started, liveness, stop)
         finally:

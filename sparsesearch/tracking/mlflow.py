@@ -1,4 +1,4 @@
-"""MLflow tracking: the only module of sparsesearch that imports mlflow.
+"""MLflow tracking (with :mod:`sparsesearch.tracking.models`, the only place that imports mlflow).
 
 One experiment per study; a parent run for the study; one nested run per trial (``mlflow.parentRunId``),
 opened when the trial starts. Every write happens in a separate writer *process*, in order: MLflow's
