@@ -2,9 +2,9 @@
 
 1. Throughput: the same study (digits-mlp, magnitude pruning only so that trials cost about the same,
    random sampler, early stopping off, one torch thread per worker) run by 1 worker, then by 2 workers
-   started together, each time in new PostgreSQL databases. Trials per minute are counted over the window
-   from the first trial's start to the last trial's end (Optuna's timestamps), so worker start-up and the
-   dense baseline (trained once, by one worker) are left out. Goal: 2 workers >= 1.8x one worker on two
+   started together, each time in new PostgreSQL databases. Trials per minute are counted while every
+   worker runs trials (Optuna's timestamps: see :func:`window`), so worker start-up and the dense baseline
+   (trained once, by one worker) are left out. Goal: 2 workers >= 1.8x one worker on two
    cores. Measured with tracking off and with MLflow tracking on PostgreSQL (each worker then has its own
    writer process beside it). On a shared machine the second core is often busy with other jobs, so the
    same pair is measured for a plain CPU-bound torch loop (one thread, 1 process then 2 at once) just
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -90,7 +91,11 @@ def finish(procs: list[subprocess.Popen]) -> None:
 
 
 def window(storage: str, name: str) -> tuple[int, float, int]:
-    """(finished trials, seconds from the first trial's start to the last one's end, workers seen)."""
+    """(trials finished while every worker was running trials, that window's seconds, workers seen).
+
+    The window runs from the last worker's first trial start to the first worker's last trial end: the
+    workers do not start their first trials together (one trains the dense baseline, the others fetch it),
+    and the last trials end apart. With one worker it is its first trial's start to its last one's end."""
     import optuna
 
     from sparsesearch.records.urls import with_driver
@@ -98,9 +103,11 @@ def window(storage: str, name: str) -> tuple[int, float, int]:
 
     trials = optuna.load_study(study_name=name, storage=with_driver(storage)).get_trials()
     done = [t for t in trials if t.datetime_complete is not None]
-    first = min(t.datetime_start for t in done)
-    last = max(t.datetime_complete for t in done)
-    workers = len({t.user_attrs.get("worker") for t in done})
+    names = {t.user_attrs.get("worker") for t in done}
+    first = max(min(t.datetime_start for t in done if t.user_attrs.get("worker") == w) for w in names)
+    last = min(max(t.datetime_complete for t in done if t.user_attrs.get("worker") == w) for w in names)
+    inside = sum(1 for t in done if first < t.datetime_complete <= last)
+    workers = len(names)
     each = sorted((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
     gaps = []  # from a worker's trial end to its next trial's start: the search's own time between trials
     for worker in {t.user_attrs.get("worker") for t in done}:
@@ -109,7 +116,8 @@ def window(storage: str, name: str) -> tuple[int, float, int]:
     gaps.sort()
     print(f"    trial seconds: median {each[len(each) // 2]:.2f} (min {each[0]:.2f}, max {each[-1]:.2f}); "
           f"between trials: median {gaps[len(gaps) // 2] if gaps else 0:.3f} s")
-    return finished_count(trials), (last - first).total_seconds(), workers
+    assert finished_count(trials) == len(trials), "a trial did not finish"
+    return inside, (last - first).total_seconds(), workers
 
 
 CALIBRATION = ("import time, torch\ntorch.set_num_threads(1)\na = torch.randn(192, 192)\nt = time.perf_counter()\n"
@@ -127,16 +135,25 @@ def ceiling() -> float:
     return 2 * one / two
 
 
+def children_cpu() -> float:
+    """CPU seconds of the finished child processes (the workers and their writers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def throughput(workers: int, trials: int, epochs: int, tracking: bool, folder: Path) -> float:
     with databases("optuna", "mlflow") as (storage, mlflow):
         name = f"w{workers}{'t' if tracking else ''}"
         spec = spec_file(folder, name, storage, mlflow if tracking else None, trials, epochs)
+        cpu_before, wall_before = children_cpu(), time.perf_counter()
         procs = [start(spec, folder / f"{name}-{i}") for i in range(workers)]
         finish(procs)
+        cores = (children_cpu() - cpu_before) / (time.perf_counter() - wall_before)
         done, seconds, seen = window(storage, name)
     rate = 60.0 * done / seconds
     print(f"  {workers} worker{'s' if workers > 1 else ' '}, tracking {'MLflow/PG' if tracking else 'off      '}: "
-          f"{done} trials in {seconds:6.1f} s = {rate:5.1f} trials/min ({seen} worker(s) ran trials)", flush=True)
+          f"{done} trials ended in {seconds:6.1f} s = {rate:5.1f} trials/min ({seen} worker(s) ran trials; "
+          f"the workers got {cores:.2f} cores on average, start-up included)", flush=True)
     return rate
 
 
@@ -219,7 +236,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="sparsesearch-workers-"))
     print(f"cpu cores: {os.cpu_count()}; load average at start: {os.getloadavg()[0]:.2f}", flush=True)
-    print("throughput (trials per minute, first trial start to last trial end):", flush=True)
+    print("throughput (trials per minute while every worker runs trials):", flush=True)
     for tracking in (False,) if args.skip_tracking else (False, True):
         for _ in range(args.repeats):
             cap = ceiling()
