@@ -103,12 +103,7 @@ def resolve(config: PruningConfig, selection: Selection, model: nn.Module) -> Re
     skipped: dict[str, str] = {}
     emptied: list[tuple[int, str]] = []
     for gi, group in enumerate(config.groups):
-        if not group.layer_targets:
-            _check_names_exist(group, gi, model)
-        try:
-            chosen = select_layers(model, group)
-        except ConfigError as exc:
-            raise exc.located(prefix=f"groups[{gi}]") from None
+        chosen = _selected(model, group, gi)
         pattern = build_pattern(group.pattern) if selection.skip_incompatible_layers else None
         drop: dict[str, str] = {}
         for name, module in chosen:
@@ -196,6 +191,16 @@ class ModelMatch:
         return sum(layer.params for g in self.groups for layer in g.layers)
 
 
+def _selected(model: nn.Module, group: PruningGroup, index: int) -> list[tuple[str, nn.Module]]:
+    """The layers group ``index`` selects, after checking that every name it gives exists in the model."""
+    if not group.layer_targets:
+        _check_names_exist(group, index, model)
+    try:
+        return select_layers(model, group)
+    except ConfigError as exc:
+        raise exc.located(prefix=f"groups[{index}]") from None
+
+
 def _check_names_exist(group: PruningGroup, index: int, model: nn.Module) -> None:
     """Every exact layer name and every op_names expression must find a layer; else list the nearest."""
     names = [n for n, _ in prunable_layers(model, group.op_types)]
@@ -246,12 +251,7 @@ def match_model(source: Recipe | PruningConfig, model: nn.Module, *,
             config, indices = source, tuple(range(len(source.groups)))
         plans = []
         for gi, group in zip(indices, config.groups):
-            if not group.layer_targets:
-                _check_names_exist(group, gi, model)
-            try:
-                chosen = select_layers(model, group)
-            except ConfigError as exc:
-                raise exc.located(prefix=f"groups[{gi}]") from None
+            chosen = _selected(model, group, gi)
             layers = tuple(
                 LayerPlan(name, type(m).__name__, tuple(m.get_parameter("weight").shape), m.get_parameter("weight").numel(),
                           group.layer_targets.get(name, group.target_sparsity) if group.layer_targets
